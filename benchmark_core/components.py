@@ -1,0 +1,274 @@
+"""The four kinds of component (Task, Model, Objective, Metric) and their declared capabilities.
+
+Compatibility is decided from declarations alone, before anything is built: a Task says what
+it provides, a Model says what it can do, and an Objective or Metric says what it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import torch
+
+from .params import Param, validate_params
+
+if TYPE_CHECKING:
+    from .budgets import Budget
+
+#: Sample-space kinds a Task can be.
+KINDS = ("vector", "sequence")
+
+#: Human words for each capability, used in skip reasons.
+CAPABILITIES = {
+    "log_prob": "an exact density (log_prob)",
+    "sample": "sampling (sample)",
+    "rsample": "reparameterised sampling (rsample)",
+    "autoregressive": "the step-wise autoregressive interface",
+    "moments": "closed-form moments (mean, covariance)",
+    "enumerable": "an enumerable sample space",
+}
+
+
+class Component:
+    """Common base: a name, a one-line description and typed, validated parameters.
+
+    Attributes
+    ----------
+    name : str
+        The unique name users select the component by.
+    description : str
+        One line for ``gbench list``.
+    param_spec : dict[str, Param]
+        The declared parameters with their defaults; each becomes an attribute of the instance.
+    all_sweep : dict[str, list]
+        Values swept when the user selects ``all`` of this kind (e.g. ``{"pi": [0.1, 0.5]}``).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    param_spec: ClassVar[dict[str, Param]] = {}
+    all_sweep: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.params = validate_params(self.name, self.param_spec, params)
+        for key, value in self.params.items():
+            setattr(self, key, value)
+
+    @classmethod
+    def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Return the full, validated parameter dict for ``params`` (defaults filled in)."""
+        return validate_params(cls.name, cls.param_spec, params)
+
+
+class Task(Component):
+    """A data distribution P with fixed, seeded training and held-out test sets.
+
+    Attributes
+    ----------
+    kind : str
+        ``"vector"`` (samples are rows of a float tensor ``[n, dim]``) or ``"sequence"``
+        (rows of a long tensor ``[n, length]`` over ``vocab_size`` symbols).
+    provides : frozenset[str]
+        ``"log_prob"`` when P's density is known exactly, ``"sample"`` when fresh samples can
+        be drawn, ``"enumerable"`` when the sample space can be summed over.
+    default_models : tuple[str, ...]
+        Models used when the user names none.
+    budgets : dict[str, dict[str, int]]
+        Per-profile overrides of the budget fields (``{"quick": {"steps": 4000}}``).
+    train, test : torch.Tensor
+        The fixed training set and the separate held-out set, built by ``setup``.
+    """
+
+    kind: ClassVar[str] = "vector"
+    provides: ClassVar[frozenset[str]] = frozenset()
+    default_models: ClassVar[tuple[str, ...]] = ()
+    budgets: ClassVar[dict[str, dict[str, int]]] = {}
+
+    train: torch.Tensor
+    test: torch.Tensor
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.setup()
+
+    def setup(self) -> None:
+        """Build the fixed data (``self.train``, ``self.test``) from the task's own seed."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(x) for each row of ``x``; only for tasks that provide ``log_prob``."""
+        raise NotImplementedError(f"task {self.name} has no known density")
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Draw ``n`` fresh samples from P using the global torch RNG."""
+        raise NotImplementedError(f"task {self.name} cannot draw fresh samples")
+
+    def to(self, device: torch.device | str) -> Task:
+        """Move every tensor and module the task holds to ``device``; return self."""
+        for key, value in vars(self).items():
+            if isinstance(value, torch.Tensor | torch.nn.Module):
+                setattr(self, key, value.to(device))
+        return self
+
+
+class Model(torch.nn.Module, Component):
+    """A parametric distribution Q, built for a given task.
+
+    Subclasses implement ``build(task)`` and the methods their ``provides`` declares.
+
+    Attributes
+    ----------
+    kinds : frozenset[str]
+        Task kinds the model can be built for.
+    provides : frozenset[str]
+        Subset of ``log_prob``, ``sample``, ``rsample``, ``autoregressive``, ``moments``.
+    """
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"vector"})
+    provides: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, task: Task, **params: Any) -> None:
+        torch.nn.Module.__init__(self)
+        Component.__init__(self, **params)
+        self.build(task)
+
+    def build(self, task: Task) -> None:
+        """Create the model's parameters for ``task``'s shapes."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log Q(x) for each row of ``x``."""
+        raise NotImplementedError
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Draw ``n`` samples (no gradient)."""
+        with torch.no_grad():
+            return self.rsample(n)
+
+    def rsample(self, n: int) -> torch.Tensor:
+        """Draw ``n`` reparameterised samples that carry gradients to the parameters."""
+        raise NotImplementedError
+
+    def mean(self) -> torch.Tensor:
+        """Exact mean of Q; only for models that provide ``moments``."""
+        raise NotImplementedError
+
+    def covariance(self) -> torch.Tensor:
+        """Exact covariance of Q; only for models that provide ``moments``."""
+        raise NotImplementedError
+
+
+class _Needs(Component):
+    """Shared declarations of components that need things from the task and the model."""
+
+    kinds: ClassVar[frozenset[str]] = frozenset(KINDS)
+    model_requires: ClassVar[frozenset[str]] = frozenset()
+    task_requires: ClassVar[frozenset[str]] = frozenset()
+
+
+class Objective(_Needs):
+    """A training objective: owns its optimisers (and any auxiliary network) and takes steps.
+
+    Attributes
+    ----------
+    kinds : frozenset[str]
+        Task kinds it trains on.
+    model_requires, task_requires : frozenset[str]
+        Capabilities it needs from the model and from the task.
+    budgets : dict[str, dict[str, int]]
+        Per-profile budget overrides, applied after the task's (adversarial training may
+        need more steps, say).
+    """
+
+    budgets: ClassVar[dict[str, dict[str, int]]] = {}
+
+    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+        """Create optimisers and auxiliary networks before the first step."""
+        raise NotImplementedError
+
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        """Take one training step on ``batch``; return the loss as a detached 0-d tensor.
+
+        Must not synchronise with the device (no ``.item()``): the runner checks the loss
+        for divergence every few steps.
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def adam(
+        params: Any, lr: float, steps: int, betas: tuple[float, float] = (0.9, 0.999)
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """Adam with a cosine decay to a tenth of ``lr`` over ``steps``: the usual default."""
+        opt = torch.optim.Adam(params, lr=lr, betas=betas)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(steps, 1), eta_min=lr / 10
+        )
+        return opt, sched
+
+
+class Estimate(NamedTuple):
+    """A metric value with its standard error (NaN when the value is exact)."""
+
+    value: float
+    stderr: float = math.nan
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What a metric may use besides the model and the task."""
+
+    budget: Budget
+    device: torch.device
+    step: int
+    objective: Objective
+
+
+class Metric(_Needs):
+    """A measurement of a trained model against its task.
+
+    Attributes
+    ----------
+    direction : str
+        ``"min"`` (lower is better), ``"max"`` (higher is better) or ``"none"`` (a diagnostic),
+        for every value the metric returns unless ``direction_of`` says otherwise.
+    """
+
+    direction: ClassVar[str] = "min"
+
+    def compute(
+        self, model: Model, task: Task, ctx: EvalContext
+    ) -> dict[str, Estimate | float | torch.Tensor]:
+        """Return named values: floats, 0-d tensors or Estimates with standard errors."""
+        raise NotImplementedError
+
+    def direction_of(self, value_name: str) -> str:
+        """The direction of one returned value (``min``, ``max`` or ``none``)."""
+        return self.direction
+
+
+def incompatibility(
+    user: type[Objective] | type[Metric], task: type[Task], model: type[Model]
+) -> str | None:
+    """Why ``user`` cannot run on (task, model), or None when it can."""
+    if task.kind not in user.kinds:
+        kinds = " or ".join(sorted(user.kinds))
+        return f"{user.name} works on {kinds} tasks; {task.name} is a {task.kind} task"
+    missing_task = sorted(user.task_requires - task.provides)
+    if missing_task:
+        what = CAPABILITIES.get(missing_task[0], missing_task[0])
+        return f"{user.name} needs the task's {what}; {task.name} has none"
+    missing_model = sorted(user.model_requires - model.provides)
+    if missing_model:
+        what = CAPABILITIES.get(missing_model[0], missing_model[0])
+        return f"{user.name} needs the model's {what}; {model.name} has none"
+    return None
+
+
+def model_incompatibility(model: type[Model], task: type[Task]) -> str | None:
+    """Why ``model`` cannot be built for ``task``, or None when it can."""
+    if task.kind not in model.kinds:
+        kinds = " or ".join(sorted(model.kinds))
+        return f"{model.name} models {kinds} data; {task.name} is a {task.kind} task"
+    return None

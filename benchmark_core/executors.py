@@ -1,0 +1,131 @@
+"""Where cells run, and the grid loop around them: resume, write as each cell ends, count.
+
+Only the in-process executor exists so far; a cell is the unit of work, so a process pool or
+a cluster executor slots in behind the same ``run_grid``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from .grid import Cell
+from .results import cell_state, write_cell
+from .runner import Outcome, TaskCache, run_cell
+
+
+class GridUI(Protocol):
+    """What the grid loop reports to whoever is watching (the CLI draws progress bars)."""
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        """A cell is about to run."""
+
+    def cell_progress(self, step: int, steps: int) -> None:
+        """The running cell reached ``step`` of ``steps``."""
+
+    def cell_finished(self, cell: Cell, status: str, outcome: Outcome | None) -> None:
+        """A cell ended (``outcome`` is None when it was already done and not rerun)."""
+
+
+class SilentUI:
+    """A GridUI that shows nothing."""
+
+    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+        pass
+
+    def cell_progress(self, step: int, steps: int) -> None:
+        pass
+
+    def cell_finished(self, cell: Cell, status: str, outcome: Outcome | None) -> None:
+        pass
+
+
+@dataclass
+class GridReport:
+    """What a grid run did."""
+
+    out_dir: Path
+    counts: Counter = field(default_factory=Counter)
+    wall_time_s: float = 0.0
+    interrupted: bool = False
+    problems: list[str] = field(default_factory=list)
+    failed: list[tuple[Cell, str, str]] = field(default_factory=list)
+
+
+def plan(cells: list[Cell], out_dir: Path, force: bool) -> tuple[list[tuple[Cell, str]], list[str]]:
+    """Decide for each cell: ``run``, or ``done`` (an ok result with every metric asked for).
+
+    Skipped cells are ``run`` too (cheap: they only record their reason) unless their file
+    already records the skip. Returns the plan and the problems met reading old files.
+    """
+    actions, problems = [], []
+    for cell in cells:
+        if force:
+            actions.append((cell, "run"))
+            continue
+        status, sources, problem = cell_state(out_dir, cell.cell_id)
+        if problem:
+            problems.append(f"{problem} (the cell will be run again)")
+        wanted = {m.name for m in cell.metrics}
+        done = (status == "ok" and wanted <= sources) or (
+            status == "skipped" and cell.skip_reason is not None
+        )
+        actions.append((cell, "done" if done else "run"))
+    return actions, problems
+
+
+def run_grid(
+    cells: list[Cell],
+    out_dir: Path,
+    device: torch.device,
+    *,
+    force: bool = False,
+    timeout: float | None = None,
+    ui: GridUI | None = None,
+) -> GridReport:
+    """Run every cell that is not done yet, writing each one's file as soon as it ends.
+
+    Ctrl-C ends the cell in flight as ``interrupted`` (its partial rows are kept, and it is
+    run again next time) and stops the grid; every finished cell's file is already on disk.
+    """
+    ui = ui or SilentUI()
+    report = GridReport(out_dir)
+    start = time.monotonic()
+    actions, report.problems = plan(cells, out_dir, force)
+    tasks = TaskCache()
+    total = len(actions)
+    try:
+        for index, (cell, action) in enumerate(actions):
+            if action == "done":
+                report.counts["done earlier"] += 1
+                ui.cell_finished(cell, "done earlier", None)
+                continue
+            ui.cell_started(cell, index, total)
+            outcome = run_cell(
+                cell, device, timeout=timeout, task_cache=tasks, progress=ui.cell_progress
+            )
+            write_cell(
+                out_dir,
+                cell.cell_id,
+                outcome.rows,
+                {
+                    "directions": outcome.directions,
+                    "budget": cell.budget.as_dict(),
+                },
+            )
+            report.counts[outcome.status] += 1
+            if outcome.status not in ("ok", "skipped"):
+                report.failed.append((cell, outcome.status, outcome.error or ""))
+            ui.cell_finished(cell, outcome.status, outcome)
+            if outcome.status == "interrupted":
+                report.interrupted = True
+                break
+    except KeyboardInterrupt:  # between cells: nothing is in flight, nothing to record
+        report.interrupted = True
+    report.wall_time_s = time.monotonic() - start
+    return report

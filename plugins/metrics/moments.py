@@ -1,0 +1,41 @@
+"""Metric ``moments``: Q's mean and covariance eigenvalues (exact where the model knows them)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmark_core import hookimpl
+from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
+
+
+class Moments(Metric):
+    """``mean_i`` and ``cov_eig_i`` (largest first): exact for Gaussian models, else sampled."""
+
+    name = "moments"
+    description = "Q's mean (mean_i) and covariance eigenvalues (cov_eig_i, largest first)"
+    kinds = frozenset({"vector"})
+    model_requires = frozenset({"sample"})
+    direction = "none"
+
+    def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
+        if "moments" in model.provides:
+            mean, cov = model.mean().double(), model.covariance().double()
+            mean_se = torch.full_like(mean, math.nan)
+        else:
+            x = model.sample(ctx.budget.n_eval).double()
+            mean, cov = x.mean(0), torch.cov(x.T).reshape(x.shape[1], x.shape[1])
+            mean_se = (torch.diagonal(cov) / x.shape[0]).sqrt()
+        eig = torch.linalg.eigvalsh(cov).flip(0)
+        out = {
+            f"mean_{i}": Estimate(m, s)
+            for i, (m, s) in enumerate(zip(mean.tolist(), mean_se.tolist(), strict=True))
+        }
+        out.update({f"cov_eig_{i}": Estimate(v) for i, v in enumerate(eig.tolist())})
+        return out
+
+
+@hookimpl
+def register_metrics(register):
+    register(Moments)

@@ -1,0 +1,36 @@
+"""Objective ``ml``: maximum likelihood, i.e. minimising KL[P‖Q] + H[P] = −E_P log Q."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark_core import hookimpl
+from benchmark_core.budgets import Budget
+from benchmark_core.components import Model, Objective, Task
+from benchmark_core.params import positive
+
+
+class MaximumLikelihood(Objective):
+    """Mean negative log-likelihood of the training batch (teacher forcing for sequences)."""
+
+    name = "ml"
+    description = "maximum likelihood: minimise −E_P log Q, i.e. KL[P‖Q] (mode covering)"
+    model_requires = frozenset({"log_prob"})
+    param_spec = {"lr": positive(0.05, "Adam learning rate (cosine-decayed to lr/10)")}
+
+    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+        self.model = model
+        self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps)
+
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        loss = -self.model.log_prob(batch).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+
+@hookimpl
+def register_objectives(register):
+    register(MaximumLikelihood)
