@@ -37,7 +37,6 @@ CONFIG_KEYS = (
 )
 
 console = Console(stderr=False)
-err_console = Console(stderr=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,7 +155,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
         for line in metric_notes(cells):
             console.print(line, markup=False, highlight=False)
         for problem in problems:
-            err_console.print(f"[yellow]warning:[/] {problem}", markup=True, highlight=False)
+            click.echo(f"warning: {problem}", err=True)
         return
     _check_writable(out)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -168,10 +167,13 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
     finally:
         signal.signal(signal.SIGTERM, previous)
     for problem in report.problems:
-        err_console.print(f"warning: {problem}", markup=False, highlight=False)
+        click.echo(f"warning: {problem}", err=True)
     console.print(summary_table(report))
+    console.print(f"results in {out}", markup=False, highlight=False, soft_wrap=True)
     if report.interrupted:
-        err_console.print("interrupted: finished cells are saved; run the same command to resume.")
+        click.echo(
+            "interrupted: finished cells are saved; run the same command to resume.", err=True
+        )
         ctx.exit(130)
     if report.failed:
         ctx.exit(1)
@@ -213,9 +215,7 @@ def plugins(as_json: bool) -> None:
 def _report_plugin_failures(registry: Any) -> None:
     for name, error in registry.failures:
         first = error.strip().splitlines()[0]
-        err_console.print(
-            f"warning: plugin '{name}' failed to load: {first}", markup=False, highlight=False
-        )
+        click.echo(f"warning: plugin '{name}' failed to load: {first}", err=True)
 
 
 def _add_plugin_commands() -> None:
@@ -233,20 +233,22 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gbench`` console script."""
     try:
         _add_plugin_commands()
-        cli.main(args=argv, prog_name="gbench", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="gbench", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns ctx.exit's code in this mode
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        err_console.print("aborted.")
+        click.echo("aborted.", err=True)
         sys.exit(130)
     except UsageError as exc:
-        err_console.print(f"Error: {exc}", markup=False, highlight=False)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     except (PluginError, GbenchError) as exc:
-        err_console.print(f"Error: {exc}", markup=False, highlight=False)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
 
 

@@ -22,12 +22,12 @@ KINDS = ("vector", "sequence")
 
 #: Human words for each capability, used in skip reasons.
 CAPABILITIES = {
-    "log_prob": "an exact density (log_prob)",
+    "log_prob": "exact density (log_prob)",
     "sample": "sampling (sample)",
     "rsample": "reparameterised sampling (rsample)",
-    "autoregressive": "the step-wise autoregressive interface",
+    "autoregressive": "step-wise autoregressive interface",
     "moments": "closed-form moments (mean, covariance)",
-    "enumerable": "an enumerable sample space",
+    "enumerable": "enumerable sample space",
 }
 
 

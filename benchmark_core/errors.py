@@ -24,5 +24,5 @@ class ResultsError(GbenchError):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" Did you mean '{match[0]}'?" if match else ""

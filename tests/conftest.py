@@ -1,0 +1,85 @@
+"""Shared fixtures: run the CLI in-process, and build registries with test components."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmark_core.cli import main
+from benchmark_core.plugins import reset_registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def gbench(capsys):
+    """Run ``gbench ARGS`` in this process; return its exit code and output."""
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    reset_registry()
+    yield invoke
+    reset_registry()
+
+
+def run_gbench(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run the ``gbench`` console script in a fresh process."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    exe = Path(sys.executable).with_name("gbench")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, **kw)
+
+
+def registry_with(*classes):
+    """The built-in registry plus test-only components (kind inferred from the base class)."""
+    from benchmark_core.plugins import KINDS, Entry, PluginInfo, load_registry
+
+    registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
+    info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
+    for cls in classes:
+        kind = next(k for k, (_, base) in KINDS.items() if issubclass(cls, base))
+        registry.components[kind][cls.name] = Entry(kind, cls, info)
+    return registry
+
+
+def grid(
+    registry,
+    objectives="ml",
+    tasks="gaussian",
+    models="isotropic_gaussian",
+    metrics="all",
+    seeds="1",
+    budget="smoke",
+):
+    """Build a grid from selection strings, as the CLI does."""
+    from benchmark_core.grid import build_grid
+    from benchmark_core.selection import parse_seeds, parse_selection
+
+    return build_grid(
+        registry,
+        parse_selection(objectives),
+        parse_selection(tasks),
+        None if models is None else parse_selection(models),
+        parse_selection(metrics),
+        parse_seeds(seeds),
+        budget,
+    )

@@ -1,0 +1,48 @@
+import pytest
+
+from benchmark_core.errors import UsageError
+from benchmark_core.params import Param, positive, probability, validate_params
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, "0.5", True, float("nan")])
+def test_probability_refuses_values_outside_the_open_interval(bad):
+    with pytest.raises(UsageError, match=r"jspi\[pi\].*float in \(0, 1\)"):
+        probability(0.5).validate(bad, "jspi[pi]")
+
+
+def test_probability_accepts_interior_values_and_ints_become_floats():
+    assert probability(0.5).validate(0.25, "p") == 0.25
+    value = positive(1.0).validate(3, "x")
+    assert value == 3.0 and isinstance(value, float)
+
+
+def test_int_parameter_refuses_a_float_and_a_bool():
+    spec = Param(10, low=1)
+    with pytest.raises(UsageError, match="int"):
+        spec.validate(2.5, "k")
+    with pytest.raises(UsageError):
+        spec.validate(True, "k")
+    with pytest.raises(UsageError, match=r"int in \[1, inf\)"):
+        spec.validate(0, "k")
+
+
+def test_choices_suggest_a_close_match():
+    spec = Param("ring", choices=("ring", "grid"))
+    with pytest.raises(UsageError, match="Did you mean 'ring'"):
+        spec.validate("rign", "mixture[layout]")
+
+
+def test_list_parameter_takes_a_flat_list():
+    spec = Param([0.1, 0.5], type=list)
+    assert spec.validate([1, 2], "m[pis]") == [1, 2]
+    with pytest.raises(UsageError):
+        spec.validate([[1], [2]], "m[pis]")
+
+
+def test_validate_params_fills_defaults_and_names_unknown_parameters():
+    declared = {"pi": probability(0.5), "lr": positive(0.01)}
+    assert validate_params("jspi", declared, {"pi": 0.1}) == {"pi": 0.1, "lr": 0.01}
+    with pytest.raises(
+        UsageError, match=r"jspi has no parameter 'po'\. Did you mean 'pi'\?.*pi, lr"
+    ):
+        validate_params("jspi", declared, {"po": 0.1})

@@ -1,0 +1,103 @@
+import sys
+
+import pytest
+from plugin_helpers import TOY_OBJECTIVE, make_dist
+
+from benchmark_core.errors import PluginError
+from benchmark_core.plugins import BUILTIN_PLUGINS, load_registry
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    added = []
+
+    def add(module, source, **kw):
+        added.append(module)
+        kw.setdefault("dist", f"gbench-{module.replace('_', '-')}")
+        monkeypatch.syspath_prepend(str(make_dist(tmp_path / module, module, source, **kw)))
+
+    yield add
+    for module in added:
+        sys.modules.pop(module, None)
+
+
+def test_builtins_load_through_the_plugin_manager():
+    registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
+    assert [p.name for p in registry.plugins] == list(BUILTIN_PLUGINS)
+    assert {"gaussian"} <= set(registry.of_kind("task"))
+    assert {"isotropic_gaussian", "gaussian"} <= set(registry.of_kind("model"))
+    assert "ml" in registry.of_kind("objective")
+    assert {"nll_test", "nll_oracle", "moments"} <= set(registry.of_kind("metric"))
+    assert registry.failures == []
+    ml = registry.get("objective", "ml")
+    assert ml.plugin.distribution == "gbench" and ml.plugin.builtin
+
+
+def test_entry_point_plugin_registers_and_allow_list_restricts(site):
+    site("toy_plugin", TOY_OBJECTIVE, dist="gbench-toy", version="0.3.1")
+    registry = load_registry({})
+    entry = registry.get("objective", "toy_moment_match")
+    assert (entry.plugin.name, entry.plugin.distribution, entry.plugin.version) == (
+        "toy_plugin",
+        "gbench-toy",
+        "0.3.1",
+    )
+    assert entry.plugin.hooks == ["register_objectives"]
+    assert "toy_moment_match" in load_registry({"GBENCH_LOAD_PLUGINS": "toy_plugin"}).of_kind(
+        "objective"
+    )
+    for allow in ("", "something_else"):
+        assert "toy_moment_match" not in load_registry({"GBENCH_LOAD_PLUGINS": allow}).of_kind(
+            "objective"
+        )
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(site):
+    site("broken_plugin", "raise RuntimeError('no such backend')\n")
+    site("toy_plugin", TOY_OBJECTIVE)
+    registry = load_registry({})
+    assert ("broken_plugin", "RuntimeError: no such backend") in registry.failures
+    assert "toy_moment_match" in registry.of_kind("objective")
+    assert "ml" in registry.of_kind("objective")
+
+
+def test_a_hook_that_raises_is_reported(site):
+    site(
+        "raising_plugin",
+        """
+        from benchmark_core import hookimpl
+
+        @hookimpl
+        def register_metrics(register):
+            raise ValueError("bad metric setup")
+    """,
+    )
+    registry = load_registry({})
+    [(name, error)] = registry.failures
+    assert name == "raising_plugin" and "ValueError: bad metric setup" in error
+
+
+def test_two_components_with_one_name_is_an_error_naming_both_plugins(site):
+    site("dup_plugin", TOY_OBJECTIVE.replace('"toy_moment_match"', '"ml"'), dist="gbench-dup")
+    with pytest.raises(PluginError) as info:
+        load_registry({})
+    message = str(info.value)
+    assert "two objectives are named 'ml'" in message
+    assert (
+        "plugins.objectives.ml" in message and "dup_plugin" in message and "gbench-dup" in message
+    )
+
+
+def test_registering_something_that_is_not_a_component_is_an_error(site):
+    site(
+        "wrong_plugin",
+        """
+        from benchmark_core import hookimpl
+
+        @hookimpl
+        def register_tasks(register):
+            register(dict)
+    """,
+    )
+    with pytest.raises(PluginError, match="wrong_plugin.*not a Task"):
+        load_registry({})
