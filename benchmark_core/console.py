@@ -87,9 +87,7 @@ def summary_table(report: GridReport) -> Table:
     for status, n in sorted(report.counts.items()):
         table.add_row(f"[{STATUS_STYLE.get(status, '')}]{status}[/]", str(n))
     table.add_row("[bold]total[/]", str(sum(report.counts.values())))
-    table.caption = (
-        f"wall time {report.wall_time_s:.1f} s · results in {escape(str(report.out_dir))}"
-    )
+    table.caption = f"wall time {report.wall_time_s:.1f} s"
     return table
 
 
