@@ -15,8 +15,19 @@ from benchmark_core.results import read_results
 
 pytestmark = pytest.mark.slow
 
-GRID = ["run", "--objectives", "ml", "--tasks", "gaussian[a=[1,2,3,4]]", "--models",
-        "isotropic_gaussian,gaussian", "--seeds", "2", "--budget", "smoke"]
+GRID = [
+    "run",
+    "--objectives",
+    "ml",
+    "--tasks",
+    "gaussian[a=[1,2,3,4]]",
+    "--models",
+    "isotropic_gaussian,gaussian",
+    "--seeds",
+    "2",
+    "--budget",
+    "smoke",
+]
 N_CELLS = 16
 
 
@@ -64,7 +75,8 @@ def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
     pkg = tmp_path / "gbench-toy"
     pkg.mkdir()
     (pkg / "toy_plugin.py").write_text(textwrap.dedent(TOY_OBJECTIVE))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=64"]
         build-backend = "setuptools.build_meta"
@@ -78,12 +90,24 @@ def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
 
         [project.entry-points.gbench]
         toy = "toy_plugin"
-    """))
+    """)
+    )
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(pkg)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(pkg),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {"PYTHONPATH": str(target)}
     listed = json.loads(run_gbench("plugins", "--json", env=env).stdout)
@@ -92,12 +116,25 @@ def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
     assert toy[0]["components"] == ["objective:toy_moment_match"]
 
     out = tmp_path / "res"
-    ran = run_gbench("run", "--objectives", "toy_moment_match,ml", "--tasks", "gaussian",
-                     "--models", "isotropic_gaussian", "--budget", "smoke", "--out", str(out),
-                     env=env)
+    ran = run_gbench(
+        "run",
+        "--objectives",
+        "toy_moment_match,ml",
+        "--tasks",
+        "gaussian",
+        "--models",
+        "isotropic_gaussian",
+        "--budget",
+        "smoke",
+        "--out",
+        str(out),
+        env=env,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     frame = read_results([out], strict=True).frame
-    rows = frame.groupby("objective").agg(status=("status", "first"), plugin=("objective_plugin", "first"))
+    rows = frame.groupby("objective").agg(
+        status=("status", "first"), plugin=("objective_plugin", "first")
+    )
     assert rows.to_dict("index") == {
         "ml": {"status": "ok", "plugin": "gbench"},
         "toy_moment_match": {"status": "ok", "plugin": "gbench-toy"},
