@@ -77,6 +77,9 @@ class Task(Component):
         Models used when the user names none.
     budgets : dict[str, dict[str, int]]
         Per-profile overrides of the budget fields (``{"quick": {"steps": 4000}}``).
+    max_threads : int or None
+        At most this many CPU threads for the task's cells. Tiny models (2-D Gaussians) run
+        several times faster on one thread: thread hand-offs cost more than their arithmetic.
     train, test : torch.Tensor
         The fixed training set and the separate held-out set, built by ``setup``.
     """
@@ -85,6 +88,7 @@ class Task(Component):
     provides: ClassVar[frozenset[str]] = frozenset()
     default_models: ClassVar[tuple[str, ...]] = ()
     budgets: ClassVar[dict[str, dict[str, int]]] = {}
+    max_threads: ClassVar[int | None] = None
 
     train: torch.Tensor
     test: torch.Tensor

@@ -14,8 +14,9 @@ from typing import Protocol
 
 import torch
 
+from .errors import ResultsError
 from .grid import Cell
-from .results import cell_state, write_cell
+from .results import cell_state, check_file, result_files, write_cell
 from .runner import Outcome, TaskCache, run_cell
 
 
@@ -64,6 +65,13 @@ def plan(cells: list[Cell], out_dir: Path, force: bool) -> tuple[list[tuple[Cell
     already records the skip. Returns the plan and the problems met reading old files.
     """
     actions, problems = [], []
+    ids = {cell.cell_id for cell in cells}
+    for path in result_files(out_dir) if out_dir.is_dir() else []:
+        if path.stem not in ids:  # the grid's own files are read in full below
+            try:
+                check_file(path)
+            except ResultsError as exc:
+                problems.append(str(exc))
     for cell in cells:
         if force:
             actions.append((cell, "run"))

@@ -86,15 +86,8 @@ def result_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
-def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read one result file; raise ResultsError naming the file if it is not one."""
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise ResultsError(
-            f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})"
-        ) from exc
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+def _gbench_metadata(path: Path, schema: pa.Schema) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise ResultsError(f"{path}: a Parquet file, but not a gbench result (no gbench metadata)")
     try:
@@ -107,10 +100,32 @@ def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             f"{path}: result schema version {version}, but this gbench reads version "
             f"{SCHEMA_VERSION}; rerun the cell with --force or use a matching gbench"
         )
-    missing = [c for c in COLUMNS if c not in table.column_names]
+    missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
         raise ResultsError(f"{path}: missing columns {', '.join(missing)}")
-    return table.to_pandas(), meta
+    return meta
+
+
+def _unreadable(path: Path, exc: Exception) -> ResultsError:
+    return ResultsError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})")
+
+
+def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read one result file; raise ResultsError naming the file if it is not one."""
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+    return table.to_pandas(), _gbench_metadata(path, table.schema)
+
+
+def check_file(path: Path) -> None:
+    """Check a result file's footer and metadata without reading its rows."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+    _gbench_metadata(path, schema)
 
 
 @dataclass

@@ -266,7 +266,11 @@ def run_cell(
     if cell.skip_reason is not None:
         return skipped_outcome(cell, device)
     run = _CellRun(cell, device, timeout)
+    threads = torch.get_num_threads()
+    limit = cell.task.cls.max_threads
     try:
+        if limit is not None:
+            torch.set_num_threads(max(1, min(threads, limit)))
         run.train(task_cache or TaskCache(), progress)
     except Diverged as exc:
         return run.finish("diverged", str(exc))
@@ -276,4 +280,6 @@ def run_cell(
         return run.finish("interrupted", "stopped by the user (Ctrl-C or SIGTERM)")
     except Exception:
         return run.finish("error", traceback.format_exc())
+    finally:
+        torch.set_num_threads(threads)
     return run.finish("ok", None)

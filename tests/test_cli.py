@@ -197,3 +197,25 @@ def test_version_list_and_plugins(gbench, monkeypatch):
     assert {p["name"] for p in data["plugins"]} >= {"plugins.tasks.gaussian"} and data[
         "failed"
     ] == []
+
+
+def test_run_reports_a_corrupt_file_in_the_results_folder_by_name(gbench, tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "broken.parquet").write_bytes(b"garbage")
+    res = gbench(
+        "run",
+        "--objectives",
+        "ml",
+        "--tasks",
+        "gaussian",
+        "--models",
+        "isotropic_gaussian",
+        "--budget",
+        "smoke",
+        "--out",
+        str(out),
+        "--dry-run",
+    )
+    assert res.code == 0
+    assert "broken.parquet: not a readable Parquet file" in res.err

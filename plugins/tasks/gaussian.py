@@ -27,6 +27,7 @@ class GaussianTask(Task):
         "n_test": Param(10_000, "held-out test-set size", low=1),
         "seed": Param(0, "seed of the fixed train and test sets", low=0),
     }
+    max_threads = 1
     dim = 2
 
     def setup(self) -> None:
