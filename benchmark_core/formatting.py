@@ -352,12 +352,12 @@ p.note { color: #444; font-size: 0.9em; max-width: 60em; }
 
 def _html_table(header: list[tuple[str, str, str]], rows: list[list[tuple[str, str]]]) -> str:
     """A table from escaped cells: header (html, css class, title), rows of (html, class)."""
-    head = "".join(
-        f'<th class="{cls}"' + (f' title="{_h(title)}"' if title else "") + f">{text}</th>"
-        for text, cls, title in header
-    )
+    def attrs(cls: str, title: str = "") -> str:
+        return (f' class="{cls}"' if cls else "") + (f' title="{_h(title)}"' if title else "")
+
+    head = "".join(f"<th{attrs(cls, title)}>{text}</th>" for text, cls, title in header)
     body = "".join(
-        "<tr>" + "".join(f'<td class="{cls}">{text}</td>' for text, cls in row) + "</tr>"
+        "<tr>" + "".join(f"<td{attrs(cls)}>{text}</td>" for text, cls in row) + "</tr>"
         for row in rows
     )
     return f'<table class="gb"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
