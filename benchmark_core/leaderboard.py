@@ -36,6 +36,7 @@ __all__ = [
     "format_estimate",
     "format_rank",
     "interval95",
+    "latest_runs",
     "leaderboard",
     "problem_cells",
     "to_csv",
@@ -58,11 +59,20 @@ CONFIG = ["task_label", "label", "model_label"]
 # --- cells -----------------------------------------------------------------------------------
 
 
-def _latest_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep only the latest run of each cell_id.
+def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep only the rows of the latest run of each ``cell_id``.
 
-    A cell that failed and was rerun may appear twice when tables from two runs are
-    concatenated; the older attempt must not count as a seed or as a problem.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy results table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows whose ``started_at`` is the latest for their cell. A cell that failed and was
+        rerun may appear twice when tables from two runs are concatenated; the older attempt
+        must count neither as a seed nor as a problem.
     """
     if df.empty:
         return df
@@ -95,7 +105,7 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
         than the training loss was recorded (or the largest step at all, for a cell that only
         logged its loss). Only the latest run of each ``cell_id`` is kept. The index is reset.
     """
-    runs = _latest_runs(df)
+    runs = latest_runs(df)
     ok = runs[runs["status"] == OK]
     if ok.empty:
         return ok.reset_index(drop=True)
@@ -125,7 +135,7 @@ def problem_cells(df: pd.DataFrame) -> pd.DataFrame:
     """
     cols = ["task_label", "label", "model_label", "seed", "budget", "status", "reason",
             "cell_id"]
-    cells = _cells(_latest_runs(df))
+    cells = _cells(latest_runs(df))
     bad = cells[cells["status"] != OK].rename(columns={"error": "reason"})
     return bad[cols].sort_values(["status", "task_label", "label", "model_label", "seed"],
                                  kind="stable").reset_index(drop=True)
@@ -288,7 +298,7 @@ def leaderboard(
         if absent:
             warnings.warn(f"no final values for metrics {absent}", stacklevel=2)
 
-    cells = _cells(_latest_runs(chosen))
+    cells = _cells(latest_runs(chosen))
     cells = cells[cells["status"] != SKIPPED]
     info = ["task", "objective", "model", "budget"]
     board = cells.groupby(CONFIG, sort=True)[info].first()
