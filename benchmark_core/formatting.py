@@ -426,13 +426,15 @@ def to_html(
     )
 
 
-def problems_html(problems: pd.DataFrame) -> str:
+def problems_html(problems: pd.DataFrame, heading_level: int = 3) -> str:
     """Render skipped and failed cells as an HTML section; full tracebacks fold away.
 
     Parameters
     ----------
     problems : pandas.DataFrame
         The output of :func:`benchmark_core.leaderboard.problem_cells`.
+    heading_level : int
+        The section heading's level (``<h3>`` by default).
 
     Returns
     -------
@@ -451,7 +453,8 @@ def problems_html(problems: pd.DataFrame) -> str:
                      (f"<code>{_h(r['label'])}</code>", ""),
                      (f"<code>{_h(r['model_label'])}</code>", ""),
                      (_h(r["seed"]), "num"), (_h(r["status"]), ""), (reason, "")])
-    return f"<section><h3>Skipped and failed cells</h3>{_html_table(header, body)}</section>"
+    h = f"h{int(heading_level)}"
+    return f"<section><{h}>Skipped and failed cells</{h}>{_html_table(header, body)}</section>"
 
 
 # --- rich ------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ each metric's declared direction. The formatters (Markdown, CSV, HTML, JSON, ric
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,7 @@ __all__ = [
     "interval95",
     "latest_runs",
     "leaderboard",
+    "natural_key",
     "problem_cells",
     "to_csv",
     "to_html",
@@ -167,6 +170,23 @@ def interval95(values: Iterable[float]) -> tuple[float, float, int]:
         return float(x[0]), float("nan"), 1
     half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
     return float(x.mean()), float(half), n
+
+
+def natural_key(label: str) -> tuple[tuple[int, Any], ...]:
+    """Sort key that orders numbers inside labels by value: ``pi=0.9`` before ``pi=0.99``.
+
+    Parameters
+    ----------
+    label : str
+        Any label.
+
+    Returns
+    -------
+    tuple
+        Comparable pieces: numbers as floats, the rest as strings.
+    """
+    parts = re.split(r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)", str(label))
+    return tuple((1, float(p)) if i % 2 else (0, p) for i, p in enumerate(parts) if p)
 
 
 def _round_sig(x: float, digits: int = 12) -> float:
@@ -333,8 +353,11 @@ def leaderboard(
     across = board.groupby(["label", "model_label"])["avg_rank"]
     board["avg_rank_all_tasks"] = across.transform("mean")
     board["n_tasks"] = across.transform("count")
-    board = board.sort_values(["task_label", "avg_rank", "label", "model_label"],
-                              na_position="last", kind="stable").reset_index(drop=True)
+    # Ties in average rank keep a natural order, jspi[pi=0.9] before jspi[pi=0.99].
+    board = board.iloc[sorted(range(len(board)), key=lambda i: natural_key(
+        f"{board['label'].iat[i]} {board['model_label'].iat[i]}"))]
+    board = board.sort_values(["task_label", "avg_rank"], na_position="last",
+                              kind="stable").reset_index(drop=True)
     board.attrs.update(metrics=names, directions={m: dirs.get(m, "none") for m in names},
                        budget=budgets[0] if budgets else None)
     return board

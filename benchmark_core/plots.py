@@ -26,7 +26,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmark_core.leaderboard import CONFIG, final_rows, interval95, latest_runs
+from benchmark_core.leaderboard import CONFIG, final_rows, interval95, latest_runs, natural_key
 
 #: Okabe & Ito (2008), without its yellow, which is too faint on white for thin lines.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -52,23 +52,6 @@ def _style(i: int) -> dict[str, Any]:
     # colour, nor (in greyscale) in marker and line style together.
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
-
-
-def natural_key(label: str) -> tuple[tuple[int, Any], ...]:
-    """Sort key that orders numbers inside labels by value: ``pi=0.9`` before ``pi=0.99``.
-
-    Parameters
-    ----------
-    label : str
-        Any label.
-
-    Returns
-    -------
-    tuple
-        Comparable pieces: numbers as floats, the rest as strings.
-    """
-    parts = re.split(r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)", str(label))
-    return tuple((1, float(p)) if i % 2 else (0, p) for i, p in enumerate(parts) if p)
 
 
 def _sorted_keys(frame: pd.DataFrame, cols: list[str]) -> list[tuple[str, ...]]:
