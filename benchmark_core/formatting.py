@@ -1,5 +1,8 @@
 """Render a leaderboard (from :func:`benchmark_core.leaderboard.leaderboard`) as text.
 
+Markdown, CSV, JSON and rich tables are here, with the helpers every format shares; HTML is in
+:mod:`benchmark_core.formatting_html`.
+
 The board's column conventions live here so that ``leaderboard.py`` can import them without
 a cycle: fixed columns (``task_label``, ``label``, ``model_label``, ``n_seeds``, ...) and, for
 each metric, ``"<metric>.mean"``, ``"<metric>.ci95"``, ``"<metric>.n"`` and ``"<metric>.rank"``.
@@ -12,7 +15,6 @@ read ``jspi[pi=0.5]`` as markup).
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Iterator
@@ -60,19 +62,57 @@ def board_metrics(board: pd.DataFrame) -> list[tuple[str, str]]:
     return [(m, directions.get(m, "none")) for m in names]
 
 
-def _tasks(board: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+def iter_tasks(board: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Yield each task label with its rows.
+
+    Parameters
+    ----------
+    board : pandas.DataFrame
+        A leaderboard.
+
+    Yields
+    ------
+    (str, pandas.DataFrame)
+        The task label and its rows, in the board's order.
+    """
     # Keep the board's own order (sorted by task, then average rank) rather than re-sorting.
     for task in dict.fromkeys(board["task_label"]):
         yield str(task), board[board["task_label"] == task]
 
 
-def _shown(rows: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def shown_metrics(rows: pd.DataFrame, metrics: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return the metrics that have at least one value among ``rows``.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One task's rows of a leaderboard.
+    metrics : list of (str, str)
+        ``(metric, direction)`` pairs, as from :func:`board_metrics`.
+
+    Returns
+    -------
+    list of (str, str)
+        The pairs to show for this task.
+    """
     # A task shows only the metrics it has values for: a text task has no covariance
     # eigenvalues, and a column of dashes would only hide the ones it has.
     return [(m, d) for m, d in metrics if rows[f"{m}.n"].sum() > 0]
 
 
-def _across(board: pd.DataFrame) -> pd.DataFrame:
+def across_tasks(board: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per (objective label, model label) with its average rank across tasks.
+
+    Parameters
+    ----------
+    board : pandas.DataFrame
+        A leaderboard.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``label, model_label, n_tasks, avg_rank_all_tasks``, best first.
+    """
     cols = ["label", "model_label", "n_tasks", "avg_rank_all_tasks"]
     across = board[cols].drop_duplicates(["label", "model_label"])
     return across.sort_values(["avg_rank_all_tasks", "label"], na_position="last")
@@ -81,7 +121,8 @@ def _across(board: pd.DataFrame) -> pd.DataFrame:
 # --- numbers ---------------------------------------------------------------------------------
 
 
-def _finite(x: Any) -> bool:
+def is_finite(x: Any) -> bool:
+    """Return whether ``x`` is a finite number (not None, NaN, NA or infinite)."""
     return x is not None and not pd.isna(x) and math.isfinite(float(x))
 
 
@@ -101,9 +142,9 @@ def format_estimate(mean: float, half: float) -> str:
         The mean rounded to the interval's precision, so no digit is shown that the seeds
         cannot support.
     """
-    if not _finite(mean):
+    if not is_finite(mean):
         return "–"
-    if not _finite(half):
+    if not is_finite(half):
         return f"{mean:.4g} ± n/a"
     if half == 0:
         return f"{mean:.4g} ± 0"
@@ -116,23 +157,37 @@ def format_estimate(mean: float, half: float) -> str:
 
 def format_rank(rank: float) -> str:
     """Format a rank: ``"1"``, ``"2.5"`` for a tie, ``"1.67"`` for an average, ``"–"`` if none."""
-    if not _finite(rank):
+    if not is_finite(rank):
         return "–"
     return f"{float(rank):.2f}".rstrip("0").rstrip(".")
 
 
-def _seeds(row: pd.Series) -> str:
+def seeds_text(row: pd.Series) -> str:
+    """Return the seeds column's text: ``"3"``, or ``"2 (1 failed)"``."""
     failed = int(row["n_failed"])
     return f"{int(row['n_seeds'])}" + (f" ({failed} failed)" if failed else "")
 
 
-def _cell(row: pd.Series, metric: str, direction: str) -> tuple[str, bool]:
-    """The text of one metric cell and whether it is the best in its task."""
+def metric_cell(row: pd.Series, metric: str, direction: str) -> tuple[str, bool]:
+    """Return one metric cell's text and whether it ranks first in its task.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A leaderboard row.
+    metric, direction : str
+        The metric and its direction.
+
+    Returns
+    -------
+    (str, bool)
+        ``"1.10 ± 0.25 (1)"`` (no rank for an unranked metric) and the rank-1 flag.
+    """
     text = format_estimate(row[f"{metric}.mean"], row[f"{metric}.ci95"])
     rank = row[f"{metric}.rank"]
-    if direction != "none" and _finite(row[f"{metric}.mean"]):
+    if direction != "none" and is_finite(row[f"{metric}.mean"]):
         text += f" ({format_rank(rank)})"
-    return text, _finite(rank) and float(rank) == 1.0
+    return text, is_finite(rank) and float(rank) == 1.0
 
 
 def reason_summary(reason: Any, limit: int = 200) -> str:
@@ -159,7 +214,8 @@ def reason_summary(reason: Any, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _header(metric: str, direction: str) -> str:
+def metric_header(metric: str, direction: str) -> str:
+    """Return a column header with the direction arrow: ``"nll_test ↓"``."""
     return f"{metric} {ARROWS[direction]}".rstrip()
 
 
@@ -207,17 +263,17 @@ def to_markdown(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> st
     """
     metrics = board_metrics(board)
     out: list[str] = []
-    for task, rows in _tasks(board):
-        shown = _shown(rows, metrics)
+    for task, rows in iter_tasks(board):
+        shown = shown_metrics(rows, metrics)
         out += [f"## {_md(task)}", ""]
         header = ["objective", "model", "seeds"]
         header += [f"{_md(m)} {ARROWS[d]}".rstrip() for m, d in shown]
         header.append("avg rank")
         body = []
         for _, row in rows.iterrows():
-            line = [_md(row["label"]), _md(row["model_label"]), _seeds(row)]
+            line = [_md(row["label"]), _md(row["model_label"]), seeds_text(row)]
             for m, d in shown:
-                text, best = _cell(row, m, d)
+                text, best = metric_cell(row, m, d)
                 line.append(f"**{text}**" if best else text)
             line.append(format_rank(row["avg_rank"]))
             body.append(line)
@@ -228,7 +284,7 @@ def to_markdown(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> st
         body = [
             [_md(r["label"]), _md(r["model_label"]), str(int(r["n_tasks"])),
              format_rank(r["avg_rank_all_tasks"])]
-            for _, r in _across(board).iterrows()
+            for _, r in across_tasks(board).iterrows()
         ]
         out += _md_table(["objective", "model", "tasks", "avg rank"], body, ["l", "l", "r", "r"])
         out.append("")
@@ -266,13 +322,13 @@ def to_csv(board: pd.DataFrame) -> str:
     renames = {}
     for metric, direction in board_metrics(board):
         for stat in STATS:
-            renames[f"{metric}.{stat}"] = f"{_header(metric, direction)} {stat}"
+            renames[f"{metric}.{stat}"] = f"{metric_header(metric, direction)} {stat}"
     return board.rename(columns=renames).to_csv(index=False, lineterminator="\n")
 
 
 def _num(x: Any) -> float | int | None:
     """A JSON-safe number: NaN and infinities become null (JSON has no NaN)."""
-    if not _finite(x):
+    if not is_finite(x):
         return None
     return int(x) if isinstance(x, int | np.integer) else float(x)
 
@@ -296,7 +352,7 @@ def to_json(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
     """
     metrics = board_metrics(board)
     tasks: dict[str, list[dict[str, Any]]] = {}
-    for task, rows in _tasks(board):
+    for task, rows in iter_tasks(board):
         tasks[task] = [
             {
                 "objective": row["label"],
@@ -320,7 +376,7 @@ def to_json(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
         "across_tasks": [
             {"objective": r["label"], "model": r["model_label"], "n_tasks": int(r["n_tasks"]),
              "avg_rank": _num(r["avg_rank_all_tasks"])}
-            for _, r in _across(board).iterrows()
+            for _, r in across_tasks(board).iterrows()
         ],
     }
     if problems is not None:
@@ -330,131 +386,6 @@ def to_json(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
             for _, r in problems.iterrows()
         ]
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
-
-
-# --- HTML ------------------------------------------------------------------------------------
-
-
-def _h(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-LEADERBOARD_CSS = """
-table.gb { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.92em; }
-table.gb th, table.gb td { border-bottom: 1px solid #ccc; padding: 0.3em 0.7em; }
-table.gb th { text-align: left; background: #f2f2f2; }
-table.gb td.num, table.gb th.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.gb td.best { font-weight: bold; }
-table.gb code { font-size: 0.95em; }
-p.note { color: #444; font-size: 0.9em; max-width: 60em; }
-"""
-
-
-def _html_table(header: list[tuple[str, str, str]], rows: list[list[tuple[str, str]]]) -> str:
-    """A table from escaped cells: header (html, css class, title), rows of (html, class)."""
-    def attrs(cls: str, title: str = "") -> str:
-        return (f' class="{cls}"' if cls else "") + (f' title="{_h(title)}"' if title else "")
-
-    head = "".join(f"<th{attrs(cls, title)}>{text}</th>" for text, cls, title in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td{attrs(cls)}>{text}</td>" for text, cls in row) + "</tr>"
-        for row in rows
-    )
-    return f'<table class="gb"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def to_html(
-    board: pd.DataFrame, problems: pd.DataFrame | None = None, standalone: bool = False
-) -> str:
-    """Render a leaderboard as HTML, every third-party string escaped.
-
-    Parameters
-    ----------
-    board : pandas.DataFrame
-        The output of :func:`benchmark_core.leaderboard.leaderboard`.
-    problems : pandas.DataFrame, optional
-        The output of :func:`benchmark_core.leaderboard.problem_cells`.
-    standalone : bool
-        Wrap the tables in a complete page with its own inline CSS; otherwise return a fragment
-        (the caller supplies :data:`LEADERBOARD_CSS`).
-
-    Returns
-    -------
-    str
-        One ``<section>`` per task, an across-task section when there are several tasks, a
-        note on intervals and ranks, and the skipped and failed cells.
-    """
-    metrics = board_metrics(board)
-    parts: list[str] = []
-    for task, rows in _tasks(board):
-        shown = _shown(rows, metrics)
-        header = [("objective", "", ""), ("model", "", ""), ("seeds", "num", "")]
-        header += [(_h(_header(m, d)), "num", DIRECTION_WORDS[d]) for m, d in shown]
-        header.append(("avg rank", "num", "mean of the ranks above"))
-        body = []
-        for _, row in rows.iterrows():
-            line = [(f"<code>{_h(row['label'])}</code>", ""),
-                    (f"<code>{_h(row['model_label'])}</code>", ""), (_h(_seeds(row)), "num")]
-            for m, d in shown:
-                text, best = _cell(row, m, d)
-                line.append((_h(text), "num best" if best else "num"))
-            line.append((_h(format_rank(row["avg_rank"])), "num"))
-            body.append(line)
-        parts.append(f"<section><h3>{_h(task)}</h3>{_html_table(header, body)}</section>")
-    if board["task_label"].nunique() > 1:
-        header = [("objective", "", ""), ("model", "", ""), ("tasks", "num", ""),
-                  ("avg rank", "num", "mean over tasks of the per-task average rank")]
-        body = [
-            [(f"<code>{_h(r['label'])}</code>", ""), (f"<code>{_h(r['model_label'])}</code>", ""),
-             (str(int(r["n_tasks"])), "num"), (_h(format_rank(r["avg_rank_all_tasks"])), "num")]
-            for _, r in _across(board).iterrows()
-        ]
-        parts.append(f"<section><h3>Average rank across tasks</h3>{_html_table(header, body)}"
-                     "</section>")
-    parts.append(f'<p class="note">{_h(INTERVAL_NOTE)}</p>')
-    if problems is not None and len(problems):
-        parts.append(problems_html(problems))
-    fragment = "\n".join(parts)
-    if not standalone:
-        return fragment
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'\">"
-        f"<title>gbench leaderboard</title><style>{LEADERBOARD_CSS}</style></head>"
-        f"<body>\n{fragment}\n</body></html>\n"
-    )
-
-
-def problems_html(problems: pd.DataFrame, heading_level: int = 3) -> str:
-    """Render skipped and failed cells as an HTML section; full tracebacks fold away.
-
-    Parameters
-    ----------
-    problems : pandas.DataFrame
-        The output of :func:`benchmark_core.leaderboard.problem_cells`.
-    heading_level : int
-        The section heading's level (``<h3>`` by default).
-
-    Returns
-    -------
-    str
-        An escaped HTML fragment.
-    """
-    header = [(h, "num" if h == "seed" else "", "") for h in
-              ("task", "objective", "model", "seed", "status", "reason")]
-    body = []
-    for _, r in problems.iterrows():
-        reason = _h(reason_summary(r["reason"]))
-        full = r["reason"]
-        if isinstance(full, str) and "\n" in full.strip():
-            reason = f"<details><summary>{reason}</summary><pre>{_h(full)}</pre></details>"
-        body.append([(f"<code>{_h(r['task_label'])}</code>", ""),
-                     (f"<code>{_h(r['label'])}</code>", ""),
-                     (f"<code>{_h(r['model_label'])}</code>", ""),
-                     (_h(r["seed"]), "num"), (_h(r["status"]), ""), (reason, "")])
-    h = f"h{int(heading_level)}"
-    return f"<section><{h}>Skipped and failed cells</{h}>{_html_table(header, body)}</section>"
 
 
 # --- rich ------------------------------------------------------------------------------------
@@ -479,19 +410,19 @@ def to_rich(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> list[T
     """
     metrics = board_metrics(board)
     tables: list[Table] = []
-    for task, rows in _tasks(board):
-        shown = _shown(rows, metrics)
+    for task, rows in iter_tasks(board):
+        shown = shown_metrics(rows, metrics)
         table = Table(title=Text(task))
         table.add_column("objective")
         table.add_column("model")
         table.add_column("seeds", justify="right")
         for m, d in shown:
-            table.add_column(Text(_header(m, d)), justify="right")
+            table.add_column(Text(metric_header(m, d)), justify="right")
         table.add_column("avg rank", justify="right")
         for _, row in rows.iterrows():
-            cells = [Text(str(row["label"])), Text(str(row["model_label"])), Text(_seeds(row))]
+            cells = [Text(str(row["label"])), Text(str(row["model_label"])), Text(seeds_text(row))]
             for m, d in shown:
-                text, best = _cell(row, m, d)
+                text, best = metric_cell(row, m, d)
                 cells.append(Text(text, style="bold" if best else ""))
             cells.append(Text(format_rank(row["avg_rank"])))
             table.add_row(*cells)
@@ -504,7 +435,7 @@ def to_rich(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> list[T
         table = Table(title="Average rank across tasks")
         for name in ("objective", "model", "tasks", "avg rank"):
             table.add_column(name, justify="right" if name in ("tasks", "avg rank") else "left")
-        for _, r in _across(board).iterrows():
+        for _, r in across_tasks(board).iterrows():
             table.add_row(Text(str(r["label"])), Text(str(r["model_label"])),
                           Text(str(int(r["n_tasks"]))), Text(format_rank(r["avg_rank_all_tasks"])))
         tables.append(table)

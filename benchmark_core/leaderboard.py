@@ -3,16 +3,15 @@
 The input is the harness's tidy table, one row per (cell, step, metric). A leaderboard keeps
 each ``ok`` cell's rows at its last evaluated step, averages each metric over seeds for every
 (task label, objective label, model label), and ranks the configurations within each task by
-each metric's declared direction. The formatters (Markdown, CSV, HTML, JSON, rich) live in
-:mod:`benchmark_core.formatting` and are re-exported here.
+each metric's declared direction. The formatters (Markdown, CSV, JSON and rich in
+:mod:`benchmark_core.formatting`, HTML in :mod:`benchmark_core.formatting_html`) are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +23,12 @@ from benchmark_core.formatting import (
     format_estimate,
     format_rank,
     to_csv,
-    to_html,
     to_json,
     to_markdown,
     to_rich,
 )
+from benchmark_core.formatting_html import to_html
+from benchmark_core.labels import natural_key
 
 __all__ = [
     "ARROWS",
@@ -170,23 +170,6 @@ def interval95(values: Iterable[float]) -> tuple[float, float, int]:
         return float(x[0]), float("nan"), 1
     half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
     return float(x.mean()), float(half), n
-
-
-def natural_key(label: str) -> tuple[tuple[int, Any], ...]:
-    """Sort key that orders numbers inside labels by value: ``pi=0.9`` before ``pi=0.99``.
-
-    Parameters
-    ----------
-    label : str
-        Any label.
-
-    Returns
-    -------
-    tuple
-        Comparable pieces: numbers as floats, the rest as strings.
-    """
-    parts = re.split(r"(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)", str(label))
-    return tuple((1, float(p)) if i % 2 else (0, p) for i, p in enumerate(parts) if p)
 
 
 def _round_sig(x: float, digits: int = 12) -> float:

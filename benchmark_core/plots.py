@@ -10,9 +10,7 @@ every series also differs in marker and line style, so the figures survive greys
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,19 +24,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from benchmark_core.leaderboard import CONFIG, final_rows, interval95, latest_runs, natural_key
+from benchmark_core.labels import SYMBOLS, natural_key, param_note, param_value, strip_param
+from benchmark_core.leaderboard import CONFIG, final_rows, interval95, latest_runs
 
 #: Okabe & Ito (2008), without its yellow, which is too faint on white for thin lines.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 ARROW_WORDS = {"min": "↓ lower is better", "max": "↑ higher is better", "none": ""}
-#: Parameter names that read better as their symbol on an axis.
-SYMBOLS = {"pi": "π", "eps": "ε", "epsilon": "ε", "alpha": "α", "beta": "β", "gamma": "γ",
-           "lambda": "λ", "lam": "λ", "tau": "τ", "sigma": "σ", "temperature": "T"}
-ROLES = ("objective", "model", "task")
 _LABEL_COLUMN = {"objective": "label", "model": "model_label", "task": "task_label"}
-_MISSING = object()
 #: Offsets (points) and alignment of point notes, one per objective in turn.
 NOTE_PLACES = (((6, 5), "left", "bottom"), ((-6, -5), "right", "top"),
                ((6, -5), "left", "top"), ((-6, 5), "right", "bottom"))
@@ -71,67 +65,6 @@ def _metric_label(metric: str, directions: Mapping[str, str] | None,
     return f"{metric}" + (f" [{unit}]" if unit else "") + (f"   ({words})" if words else "")
 
 
-def _split_items(inner: str) -> list[str]:
-    """Split ``a=1,b=[2,3]`` at the commas that are not inside brackets."""
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(inner):
-        depth += ch in "[({"
-        depth -= ch in "])}"
-        if ch == "," and depth == 0:
-            items.append(inner[start:i])
-            start = i + 1
-    items.append(inner[start:])
-    return [s.strip() for s in items if s.strip()]
-
-
-def strip_param(label: str, name: str) -> str:
-    """Remove ``name=value`` from a ``component[k=v,...]`` label.
-
-    Parameters
-    ----------
-    label : str
-        A component label such as ``"jspi[pi=0.5,lr=0.001]"``.
-    name : str
-        The parameter to remove.
-
-    Returns
-    -------
-    str
-        ``"jspi[lr=0.001]"`` for the example; the label unchanged if it has no such parameter.
-    """
-    match = re.fullmatch(r"([^\[]*)\[(.*)\]", label.strip())
-    if not match:
-        return label
-    kept = [s for s in _split_items(match.group(2)) if s.split("=", 1)[0].strip() != name]
-    return match.group(1) + (f"[{','.join(kept)}]" if kept else "")
-
-
-def param_value(params: str | Mapping[str, Any], param: str) -> tuple[str | None, Any]:
-    """Find a parameter in a cell's params.
-
-    Parameters
-    ----------
-    params : str or mapping
-        The ``params`` column: JSON ``{"task": {...}, "model": {...}, "objective": {...}}``.
-    param : str
-        ``"pi"`` (looked up in the objective, then the model, then the task) or a qualified
-        ``"objective.pi"``.
-
-    Returns
-    -------
-    (str or None, object)
-        The role it was found in and its value, or ``(None, None)`` if the cell has no such
-        parameter.
-    """
-    p = json.loads(params) if isinstance(params, str) else dict(params)
-    role, _, name = param.rpartition(".")
-    for r in (role,) if role else ROLES:
-        value = (p.get(r) or {}).get(name, _MISSING)
-        if value is not _MISSING:
-            return r, value
-    return None, None
-
-
 def _one_task(df: pd.DataFrame, task: str | None, what: str) -> pd.DataFrame:
     if task is not None:
         df = df[(df["task"] == task) | (df["task_label"] == task)]
@@ -162,16 +95,6 @@ def _seed_note(counts: Iterable[int], band: str = "shaded") -> str:
     span = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     note = f"mean over {span} seed{'s' if ns[-1] != 1 else ''}"
     return note + (f"; {band}: 95% interval" if ns[-1] > 1 else " (one seed: no interval)")
-
-
-def _param_note(label: str) -> str:
-    """The parameters of a label, ``"jspi[pi=0.5]"`` -> ``"π=0.5"``, for point annotations."""
-    match = re.fullmatch(r"[^\[]*\[(.*)\]", label.strip())
-    if not match:
-        return ""
-    items = [s.split("=", 1) for s in _split_items(match.group(1))]
-    return ", ".join(f"{SYMBOLS.get(k.strip(), k.strip())}={v[0]}" if v else k
-                     for k, *v in items)
 
 
 def _per_cell(final: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -462,7 +385,7 @@ def plot_frontier(
             # nearly the same point (jspi and jspi_exact) do not print over each other.
             (dx, dy), ha, va = NOTE_PLACES[i % len(NOTE_PLACES)]
             for r in group.itertuples():
-                note = _param_note(r.label) or objective
+                note = param_note(r.label) or objective
                 if several_models:
                     note += f" · {r.model_label}"
                 ax.annotate(note, (r.x, r.y), xytext=(dx, dy), textcoords="offset points",

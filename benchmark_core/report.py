@@ -18,7 +18,7 @@ import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark_core.formatting import LEADERBOARD_CSS, problems_html, to_html
+from benchmark_core.formatting_html import LEADERBOARD_CSS, problems_html, to_html
 from benchmark_core.leaderboard import latest_runs, leaderboard, problem_cells
 from benchmark_core.plots import REPRODUCIBLE
 

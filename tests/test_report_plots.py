@@ -11,16 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from benchmark_core.plots import (
-    natural_key,
-    param_value,
-    pareto_front,
-    plot_curves,
-    plot_frontier,
-    plot_sweep,
-    save,
-    strip_param,
-)
+from benchmark_core.labels import natural_key, param_note, param_value, strip_param
+from benchmark_core.plots import pareto_front, plot_curves, plot_frontier, plot_sweep, save
 
 DIRECTIONS = {"nll_test": "min", "nll_oracle": "min", "s2": "none", "train_loss": "min"}
 TASK = "gaussian[a=4,b=0.25]"
@@ -139,5 +131,6 @@ def test_label_and_param_helpers() -> None:
     assert param_value(params, "pi") == ("objective", 0.5)
     assert param_value(params, "task.pi") == ("task", 1)
     assert param_value(params, "eps") == (None, None)
+    assert param_note("jspi[pi=0.5,lr=0.1]") == "π=0.5, lr=0.1"
     labels = ["jspi[pi=0.99]", "jspi[pi=0.9]", "jspi[pi=0.1]"]
     assert sorted(labels, key=natural_key) == ["jspi[pi=0.1]", "jspi[pi=0.9]", "jspi[pi=0.99]"]
