@@ -262,7 +262,7 @@ def to_markdown(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> st
         skipped and failed cells. Labels are code spans, so nothing in them renders as markup.
     """
     metrics = board_metrics(board)
-    out: list[str] = []
+    out: list[str] = [] if len(board) else ["No finished cells.", ""]
     for task, rows in iter_tasks(board):
         shown = shown_metrics(rows, metrics)
         out += [f"## {_md(task)}", ""]

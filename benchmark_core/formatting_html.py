@@ -72,7 +72,7 @@ def to_html(
         note on intervals and ranks, and the skipped and failed cells.
     """
     metrics = board_metrics(board)
-    parts: list[str] = []
+    parts: list[str] = [] if len(board) else ['<p class="note">No finished cells.</p>']
     for task, rows in iter_tasks(board):
         shown = shown_metrics(rows, metrics)
         header = [("objective", "", ""), ("model", "", ""), ("seeds", "num", "")]
