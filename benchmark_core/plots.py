@@ -42,8 +42,8 @@ NOTE_PLACES = (((6, 5), "left", "bottom"), ((-6, -5), "right", "top"),
 
 
 def _style(i: int) -> dict[str, Any]:
-    # Cycle lengths 7, 8 and 5 are coprime, so no two of the first 280 series look alike in
-    # colour, nor (in greyscale) in marker and line style together.
+    # Cycle lengths 7, 8 and 5 are coprime: (colour, marker) pairs repeat only after 56
+    # series, and (marker, line style) pairs, all that greyscale keeps, only after 40.
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)]}
 
@@ -92,9 +92,10 @@ def _seed_note(counts: Iterable[int], band: str = "shaded") -> str:
     ns = sorted(set(counts))
     if not ns:
         return ""
+    if ns == [1]:
+        return "one seed: no interval"
     span = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
-    note = f"mean over {span} seed{'s' if ns[-1] != 1 else ''}"
-    return note + (f"; {band}: 95% interval" if ns[-1] > 1 else " (one seed: no interval)")
+    return f"mean over {span} seeds; {band}: 95% interval"
 
 
 def _per_cell(final: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -181,9 +182,16 @@ def plot_sweep(
         xs, mean, half, n = (np.array(c, dtype=float) for c in zip(*stats, strict=True))
         counts += list(n.astype(int))
         style = _style(i)
-        ax.plot(xs, mean, label=series_name(label, model), markersize=5, linewidth=1.6, **style)
-        ax.fill_between(xs, mean - half, mean + half, color=style["color"], alpha=0.18,
-                        linewidth=0)
+        if numeric:
+            ax.plot(xs, mean, label=series_name(label, model), markersize=5, linewidth=1.6,
+                    **style)
+            ax.fill_between(xs, mean - half, mean + half, color=style["color"], alpha=0.18,
+                            linewidth=0)
+        else:
+            # Categories have no order to interpolate along: points with interval bars, no line.
+            ax.errorbar(xs, mean, yerr=np.nan_to_num(half), fmt=style["marker"],
+                        color=style["color"], markersize=6, capsize=3,
+                        label=series_name(label, model))
     for j, (label, model) in enumerate(ref_keys, start=len(keys)):
         values = refs[(refs["label"] == label) & (refs["model_label"] == model)]["value"]
         mean, half, n = interval95(values)
@@ -201,7 +209,8 @@ def plot_sweep(
     ax.set_xlabel(f"{symbol}  ({role} parameter {name})" if symbol else f"{role} parameter {name}")
     ax.set_ylabel(_metric_label(metric, directions, units))
     ax.set_title(f"{metric} against {symbol or name} on {final['task_label'].iloc[0]}\n"
-                 f"{_seed_note(counts)}", fontsize=10, loc="left")
+                 f"{_seed_note(counts, 'shaded' if numeric else 'bars and shading')}",
+                 fontsize=10, loc="left")
     ax.grid(alpha=0.3)
     _legend_outside(fig, ax, "objective")
     return fig

@@ -80,6 +80,30 @@ def test_plot_sweep_writes_png_and_svg(df: pd.DataFrame, tmp_path: Path) -> None
     check_written(save(fig, tmp_path / "sweep.v1"))  # the dot is kept in the stem
 
 
+def test_plot_sweep_of_categories_draws_points(df: pd.DataFrame, tmp_path: Path) -> None:
+    names = {0.1: "linear", 0.5: "exponential", 0.9: "inverse_sigmoid"}
+
+    def to_schedule(params: str) -> str:
+        p = json.loads(params)
+        if "pi" in p["objective"]:
+            p["objective"] = {"schedule": names[p["objective"]["pi"]]}
+        return json.dumps(p)
+
+    def to_label(label: str) -> str:
+        pi = label.removeprefix("jspi[pi=").removesuffix("]")
+        return f"ss[schedule={names[float(pi)]}]" if label.startswith("jspi") else label
+
+    ss = df.assign(params=df["params"].map(to_schedule), label=df["label"].map(to_label))
+    fig = plot_sweep(ss, "s2", "schedule", DIRECTIONS)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "exponential", "inverse_sigmoid", "linear"]
+    # one series of three points, with no line joining the unordered categories
+    assert ax.get_legend_handles_labels()[1].count("ss") == 1
+    assert not [ln for ln in ax.get_lines() if ln.get_label() == "ss"]
+    check_written(save(fig, tmp_path / "schedule"))
+
+
 def test_plot_sweep_needs_a_known_parameter(df: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no cell has a parameter"):
         plot_sweep(df, "s2", "objective.eps", DIRECTIONS)
