@@ -282,8 +282,12 @@ def to_markdown(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> st
     if board["task_label"].nunique() > 1:
         out += ["## Average rank across tasks", ""]
         body = [
-            [_md(r["label"]), _md(r["model_label"]), str(int(r["n_tasks"])),
-             format_rank(r["avg_rank_all_tasks"])]
+            [
+                _md(r["label"]),
+                _md(r["model_label"]),
+                str(int(r["n_tasks"])),
+                format_rank(r["avg_rank_all_tasks"]),
+            ]
             for _, r in across_tasks(board).iterrows()
         ]
         out += _md_table(["objective", "model", "tasks", "avg rank"], body, ["l", "l", "r", "r"])
@@ -292,12 +296,21 @@ def to_markdown(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> st
     if problems is not None and len(problems):
         out += ["## Skipped and failed cells", ""]
         body = [
-            [_md(r["task_label"]), _md(r["label"]), _md(r["model_label"]), str(r["seed"]),
-             str(r["status"]), _md(reason_summary(r["reason"]))]
+            [
+                _md(r["task_label"]),
+                _md(r["label"]),
+                _md(r["model_label"]),
+                str(r["seed"]),
+                str(r["status"]),
+                _md(reason_summary(r["reason"])),
+            ]
             for _, r in problems.iterrows()
         ]
-        out += _md_table(["task", "objective", "model", "seed", "status", "reason"], body,
-                         ["l", "l", "l", "r", "l", "l"])
+        out += _md_table(
+            ["task", "objective", "model", "seed", "status", "reason"],
+            body,
+            ["l", "l", "l", "r", "l", "l"],
+        )
         out.append("")
     return "\n".join(out)
 
@@ -360,9 +373,7 @@ def to_json(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
                 "model": row["model_label"],
                 "n_seeds": int(row["n_seeds"]),
                 "n_failed": int(row["n_failed"]),
-                "metrics": {
-                    m: {s: _num(row[f"{m}.{s}"]) for s in STATS} for m, _ in metrics
-                },
+                "metrics": {m: {s: _num(row[f"{m}.{s}"]) for s in STATS} for m, _ in metrics},
                 "avg_rank": _num(row["avg_rank"]),
                 "n_ranked": int(row["n_ranked"]),
             }
@@ -374,15 +385,18 @@ def to_json(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> str:
         "budget": board.attrs.get("budget"),
         "tasks": tasks,
         "across_tasks": [
-            {"objective": r["label"], "model": r["model_label"], "n_tasks": int(r["n_tasks"]),
-             "avg_rank": _num(r["avg_rank_all_tasks"])}
+            {
+                "objective": r["label"],
+                "model": r["model_label"],
+                "n_tasks": int(r["n_tasks"]),
+                "avg_rank": _num(r["avg_rank_all_tasks"]),
+            }
             for _, r in across_tasks(board).iterrows()
         ],
     }
     if problems is not None:
         doc["problems"] = [
-            {k: (None if pd.isna(v) else (int(v) if k == "seed" else str(v)))
-             for k, v in r.items()}
+            {k: (None if pd.isna(v) else (int(v) if k == "seed" else str(v))) for k, v in r.items()}
             for _, r in problems.iterrows()
         ]
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
@@ -436,16 +450,24 @@ def to_rich(board: pd.DataFrame, problems: pd.DataFrame | None = None) -> list[T
         for name in ("objective", "model", "tasks", "avg rank"):
             table.add_column(name, justify="right" if name in ("tasks", "avg rank") else "left")
         for _, r in across_tasks(board).iterrows():
-            table.add_row(Text(str(r["label"])), Text(str(r["model_label"])),
-                          Text(str(int(r["n_tasks"]))), Text(format_rank(r["avg_rank_all_tasks"])))
+            table.add_row(
+                Text(str(r["label"])),
+                Text(str(r["model_label"])),
+                Text(str(int(r["n_tasks"]))),
+                Text(format_rank(r["avg_rank_all_tasks"])),
+            )
         tables.append(table)
     if problems is not None and len(problems):
         table = Table(title="Skipped and failed cells")
         for name in ("task", "objective", "model", "seed", "status", "reason"):
             table.add_column(name, justify="right" if name == "seed" else "left")
         for _, r in problems.iterrows():
-            table.add_row(*(Text(str(r[c])) for c in ("task_label", "label", "model_label",
-                                                     "seed", "status")),
-                          Text(reason_summary(r["reason"])))
+            table.add_row(
+                *(
+                    Text(str(r[c]))
+                    for c in ("task_label", "label", "model_label", "seed", "status")
+                ),
+                Text(reason_summary(r["reason"])),
+            )
         tables.append(table)
     return tables

@@ -39,6 +39,7 @@ p.note { color: #444; font-size: 0.9em; max-width: 60em; }
 
 def _html_table(header: list[tuple[str, str, str]], rows: list[list[tuple[str, str]]]) -> str:
     """A table from escaped cells: header (html, css class, title), rows of (html, class)."""
+
     def attrs(cls: str, title: str = "") -> str:
         return (f' class="{cls}"' if cls else "") + (f' title="{_h(title)}"' if title else "")
 
@@ -80,8 +81,11 @@ def to_html(
         header.append(("avg rank", "num", "mean of the ranks above"))
         body = []
         for _, row in rows.iterrows():
-            line = [(f"<code>{_h(row['label'])}</code>", ""),
-                    (f"<code>{_h(row['model_label'])}</code>", ""), (_h(seeds_text(row)), "num")]
+            line = [
+                (f"<code>{_h(row['label'])}</code>", ""),
+                (f"<code>{_h(row['model_label'])}</code>", ""),
+                (_h(seeds_text(row)), "num"),
+            ]
             for m, d in shown:
                 text, best = metric_cell(row, m, d)
                 line.append((_h(text), "num best" if best else "num"))
@@ -89,15 +93,24 @@ def to_html(
             body.append(line)
         parts.append(f"<section><h3>{_h(task)}</h3>{_html_table(header, body)}</section>")
     if board["task_label"].nunique() > 1:
-        header = [("objective", "", ""), ("model", "", ""), ("tasks", "num", ""),
-                  ("avg rank", "num", "mean over tasks of the per-task average rank")]
+        header = [
+            ("objective", "", ""),
+            ("model", "", ""),
+            ("tasks", "num", ""),
+            ("avg rank", "num", "mean over tasks of the per-task average rank"),
+        ]
         body = [
-            [(f"<code>{_h(r['label'])}</code>", ""), (f"<code>{_h(r['model_label'])}</code>", ""),
-             (str(int(r["n_tasks"])), "num"), (_h(format_rank(r["avg_rank_all_tasks"])), "num")]
+            [
+                (f"<code>{_h(r['label'])}</code>", ""),
+                (f"<code>{_h(r['model_label'])}</code>", ""),
+                (str(int(r["n_tasks"])), "num"),
+                (_h(format_rank(r["avg_rank_all_tasks"])), "num"),
+            ]
             for _, r in across_tasks(board).iterrows()
         ]
-        parts.append(f"<section><h3>Average rank across tasks</h3>{_html_table(header, body)}"
-                     "</section>")
+        parts.append(
+            f"<section><h3>Average rank across tasks</h3>{_html_table(header, body)}</section>"
+        )
     parts.append(f'<p class="note">{_h(INTERVAL_NOTE)}</p>')
     if problems is not None and len(problems):
         parts.append(problems_html(problems))
@@ -106,7 +119,7 @@ def to_html(
         return fragment
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'\">"
         f"<title>gbench leaderboard</title><style>{LEADERBOARD_CSS}</style></head>"
         f"<body>\n{fragment}\n</body></html>\n"
@@ -128,17 +141,25 @@ def problems_html(problems: pd.DataFrame, heading_level: int = 3) -> str:
     str
         An escaped HTML fragment.
     """
-    header = [(h, "num" if h == "seed" else "", "") for h in
-              ("task", "objective", "model", "seed", "status", "reason")]
+    header = [
+        (h, "num" if h == "seed" else "", "")
+        for h in ("task", "objective", "model", "seed", "status", "reason")
+    ]
     body = []
     for _, r in problems.iterrows():
         reason = _h(reason_summary(r["reason"]))
         full = r["reason"]
         if isinstance(full, str) and "\n" in full.strip():
             reason = f"<details><summary>{reason}</summary><pre>{_h(full)}</pre></details>"
-        body.append([(f"<code>{_h(r['task_label'])}</code>", ""),
-                     (f"<code>{_h(r['label'])}</code>", ""),
-                     (f"<code>{_h(r['model_label'])}</code>", ""),
-                     (_h(r["seed"]), "num"), (_h(r["status"]), ""), (reason, "")])
+        body.append(
+            [
+                (f"<code>{_h(r['task_label'])}</code>", ""),
+                (f"<code>{_h(r['label'])}</code>", ""),
+                (f"<code>{_h(r['model_label'])}</code>", ""),
+                (_h(r["seed"]), "num"),
+                (_h(r["status"]), ""),
+                (reason, ""),
+            ]
+        )
     h = f"h{int(heading_level)}"
     return f"<section><{h}>Skipped and failed cells</{h}>{_html_table(header, body)}</section>"

@@ -12,8 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 #: Parameter names that read better as their symbol on an axis or beside a point.
-SYMBOLS = {"pi": "π", "eps": "ε", "epsilon": "ε", "alpha": "α", "beta": "β", "gamma": "γ",
-           "lambda": "λ", "lam": "λ", "tau": "τ", "sigma": "σ", "temperature": "T"}
+SYMBOLS = {
+    "pi": "π",
+    "eps": "ε",
+    "epsilon": "ε",
+    "alpha": "α",
+    "beta": "β",
+    "gamma": "γ",
+    "lambda": "λ",
+    "lam": "λ",
+    "tau": "τ",
+    "sigma": "σ",
+    "temperature": "T",
+}
 #: Where a bare parameter name is looked for, in this order.
 ROLES = ("objective", "model", "task")
 _MISSING = object()
@@ -125,5 +136,4 @@ def param_note(label: str) -> str:
     if not match:
         return ""
     items = [s.split("=", 1) for s in split_items(match.group(1))]
-    return ", ".join(f"{SYMBOLS.get(k.strip(), k.strip())}={v[0]}" if v else k
-                     for k, *v in items)
+    return ", ".join(f"{SYMBOLS.get(k.strip(), k.strip())}={v[0]}" if v else k for k, *v in items)

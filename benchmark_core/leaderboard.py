@@ -86,8 +86,17 @@ def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def _cells(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: its configuration, seed, budget, status, reason and start time."""
-    cols = [*CONFIG, "task", "objective", "model", "seed", "budget", "status", "error",
-            "started_at"]
+    cols = [
+        *CONFIG,
+        "task",
+        "objective",
+        "model",
+        "seed",
+        "budget",
+        "status",
+        "error",
+        "started_at",
+    ]
     if df.empty:
         return pd.DataFrame(columns=["cell_id", *cols])
     return df.groupby("cell_id", sort=False)[cols].first().reset_index()
@@ -136,12 +145,14 @@ def problem_cells(df: pd.DataFrame) -> pd.DataFrame:
         ``label``, ``model_label``, ``seed``, ``budget``, ``status``, ``reason`` (the skip
         reason or the traceback) and ``cell_id``; sorted by status, task, objective, seed.
     """
-    cols = ["task_label", "label", "model_label", "seed", "budget", "status", "reason",
-            "cell_id"]
+    cols = ["task_label", "label", "model_label", "seed", "budget", "status", "reason", "cell_id"]
     cells = _cells(latest_runs(df))
     bad = cells[cells["status"] != OK].rename(columns={"error": "reason"})
-    return bad[cols].sort_values(["status", "task_label", "label", "model_label", "seed"],
-                                 kind="stable").reset_index(drop=True)
+    return (
+        bad[cols]
+        .sort_values(["status", "task_label", "label", "model_label", "seed"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -197,8 +208,10 @@ def _select(
     keep = pd.Series(True, index=df.index)
     if task is not None:
         keep &= (df["task"] == task) | (df["task_label"] == task)
-    for names, name_col, label_col in ((models, "model", "model_label"),
-                                       (objectives, "objective", "label")):
+    for names, name_col, label_col in (
+        (models, "model", "model_label"),
+        (objectives, "objective", "label"),
+    ):
         chosen = _as_list(names)
         if chosen is not None:
             keep &= df[name_col].isin(chosen) | df[label_col].isin(chosen)
@@ -221,16 +234,20 @@ def _one_seed_each(final: pd.DataFrame) -> pd.DataFrame:
     upgraded between runs) would otherwise count as two seeds and shrink the interval.
     """
     cells = _cells(final)
-    cells["_started"] = pd.to_datetime(cells["started_at"], utc=True, errors="coerce",
-                                       format="ISO8601")
+    cells["_started"] = pd.to_datetime(
+        cells["started_at"], utc=True, errors="coerce", format="ISO8601"
+    )
     cells = cells.sort_values("_started", kind="stable", na_position="first")
     dup = cells.duplicated([*CONFIG, "budget", "seed"], keep="last")
     if dup.any():
-        names = sorted({f"{r.label} on {r.task_label} seed {r.seed}"
-                        for r in cells[dup].itertuples()})
+        names = sorted(
+            {f"{r.label} on {r.task_label} seed {r.seed}" for r in cells[dup].itertuples()}
+        )
         warnings.warn(
             "these configurations ran more than once with the same seed; only the latest run "
-            f"counts: {', '.join(names)}", stacklevel=3)
+            f"counts: {', '.join(names)}",
+            stacklevel=3,
+        )
         final = final[~final["cell_id"].isin(cells.loc[dup, "cell_id"])]
     return final
 
@@ -327,7 +344,8 @@ def leaderboard(
             # 3.1999999999999997); rounding to 12 significant figures lets them tie.
             key = board[f"{m}.mean"].map(_round_sig)
             board[f"{m}.rank"] = key.groupby(level="task_label").rank(
-                method="average", ascending=direction == "min", na_option="keep")
+                method="average", ascending=direction == "min", na_option="keep"
+            )
             rank_cols.append(f"{m}.rank")
 
     board = board.reset_index()
@@ -337,10 +355,18 @@ def leaderboard(
     board["avg_rank_all_tasks"] = across.transform("mean")
     board["n_tasks"] = across.transform("count")
     # Ties in average rank keep a natural order, jspi[pi=0.9] before jspi[pi=0.99].
-    board = board.iloc[sorted(range(len(board)), key=lambda i: natural_key(
-        f"{board['label'].iat[i]} {board['model_label'].iat[i]}"))]
-    board = board.sort_values(["task_label", "avg_rank"], na_position="last",
-                              kind="stable").reset_index(drop=True)
-    board.attrs.update(metrics=names, directions={m: dirs.get(m, "none") for m in names},
-                       budget=budgets[0] if budgets else None)
+    board = board.iloc[
+        sorted(
+            range(len(board)),
+            key=lambda i: natural_key(f"{board['label'].iat[i]} {board['model_label'].iat[i]}"),
+        )
+    ]
+    board = board.sort_values(
+        ["task_label", "avg_rank"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    board.attrs.update(
+        metrics=names,
+        directions={m: dirs.get(m, "none") for m in names},
+        budget=budgets[0] if budgets else None,
+    )
     return board

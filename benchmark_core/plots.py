@@ -34,8 +34,12 @@ LINESTYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))
 ARROW_WORDS = {"min": "↓ lower is better", "max": "↑ higher is better", "none": ""}
 _LABEL_COLUMN = {"objective": "label", "model": "model_label", "task": "task_label"}
 #: Offsets (points) and alignment of point notes, one per objective in turn.
-NOTE_PLACES = (((6, 5), "left", "bottom"), ((-6, -5), "right", "top"),
-               ((6, -5), "left", "top"), ((-6, 5), "right", "bottom"))
+NOTE_PLACES = (
+    ((6, 5), "left", "bottom"),
+    ((-6, -5), "right", "top"),
+    ((6, -5), "left", "top"),
+    ((-6, 5), "right", "bottom"),
+)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -44,8 +48,11 @@ NOTE_PLACES = (((6, 5), "left", "bottom"), ((-6, -5), "right", "top"),
 def _style(i: int) -> dict[str, Any]:
     # Cycle lengths 7, 8 and 5 are coprime: (colour, marker) pairs repeat only after 56
     # series, and (marker, line style) pairs, all that greyscale keeps, only after 40.
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": LINESTYLES[i % len(LINESTYLES)],
+    }
 
 
 def _sorted_keys(frame: pd.DataFrame, cols: list[str]) -> list[tuple[str, ...]]:
@@ -58,8 +65,9 @@ def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def _metric_label(metric: str, directions: Mapping[str, str] | None,
-                  units: Mapping[str, str] | None) -> str:
+def _metric_label(
+    metric: str, directions: Mapping[str, str] | None, units: Mapping[str, str] | None
+) -> str:
     unit = (units or {}).get(metric)
     words = ARROW_WORDS.get((directions or {}).get(metric, "none"), "")
     return f"{metric}" + (f" [{unit}]" if unit else "") + (f"   ({words})" if words else "")
@@ -76,16 +84,25 @@ def _one_task(df: pd.DataFrame, task: str | None, what: str) -> pd.DataFrame:
     return df
 
 
-def _legend_outside(fig: Figure, ax: Axes, title: str | None = None,
-                    extra: Sequence[tuple[Artist, str]] = ()) -> None:
+def _legend_outside(
+    fig: Figure, ax: Axes, title: str | None = None, extra: Sequence[tuple[Artist, str]] = ()
+) -> None:
     # Outside the axes on the right, so the legend never covers a line or a point; at the
     # figure level so that, with several panels, it does not stretch one panel's layout.
     handles, labels = ax.get_legend_handles_labels()
     handles += [h for h, _ in extra]
     labels += [label for _, label in extra]
     if handles:
-        fig.legend(handles, labels, loc="outside right upper", frameon=False, title=title,
-                   fontsize=8.5, title_fontsize=9, ncols=1 if len(handles) <= 20 else 2)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside right upper",
+            frameon=False,
+            title=title,
+            fontsize=8.5,
+            title_fontsize=9,
+            ncols=1 if len(handles) <= 20 else 2,
+        )
 
 
 def _seed_note(counts: Iterable[int], band: str = "shaded") -> str:
@@ -100,10 +117,18 @@ def _seed_note(counts: Iterable[int], band: str = "shaded") -> str:
 
 def _per_cell(final: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = final[final["metric"] == metric]
-    return rows.groupby("cell_id", sort=False).agg(
-        value=("value", "mean"), params=("params", "first"), task_label=("task_label", "first"),
-        label=("label", "first"), model_label=("model_label", "first"),
-        objective=("objective", "first")).reset_index()
+    return (
+        rows.groupby("cell_id", sort=False)
+        .agg(
+            value=("value", "mean"),
+            params=("params", "first"),
+            task_label=("task_label", "first"),
+            label=("label", "first"),
+            model_label=("model_label", "first"),
+            objective=("objective", "first"),
+        )
+        .reset_index()
+    )
 
 
 # --- a metric against a swept parameter ------------------------------------------------------
@@ -160,7 +185,8 @@ def plot_sweep(
     for role in swept["role"].unique():
         sel = swept["role"] == role
         swept.loc[sel, _LABEL_COLUMN[role]] = swept.loc[sel, _LABEL_COLUMN[role]].map(
-            lambda s: strip_param(s, name))
+            lambda s: strip_param(s, name)
+        )
     refs = cells[cells["role"].isna()]
     several_models = cells["model_label"].nunique() > 1
 
@@ -183,22 +209,34 @@ def plot_sweep(
         counts += list(n.astype(int))
         style = _style(i)
         if numeric:
-            ax.plot(xs, mean, label=series_name(label, model), markersize=5, linewidth=1.6,
-                    **style)
-            ax.fill_between(xs, mean - half, mean + half, color=style["color"], alpha=0.18,
-                            linewidth=0)
+            ax.plot(xs, mean, label=series_name(label, model), markersize=5, linewidth=1.6, **style)
+            ax.fill_between(
+                xs, mean - half, mean + half, color=style["color"], alpha=0.18, linewidth=0
+            )
         else:
             # Categories have no order to interpolate along: points with interval bars, no line.
-            ax.errorbar(xs, mean, yerr=np.nan_to_num(half), fmt=style["marker"],
-                        color=style["color"], markersize=6, capsize=3,
-                        label=series_name(label, model))
+            ax.errorbar(
+                xs,
+                mean,
+                yerr=np.nan_to_num(half),
+                fmt=style["marker"],
+                color=style["color"],
+                markersize=6,
+                capsize=3,
+                label=series_name(label, model),
+            )
     for j, (label, model) in enumerate(ref_keys, start=len(keys)):
         values = refs[(refs["label"] == label) & (refs["model_label"] == model)]["value"]
         mean, half, n = interval95(values)
         counts.append(n)
         style = _style(j)
-        ax.axhline(mean, color=style["color"], linestyle=style["linestyle"], linewidth=1.4,
-                   label=f"{series_name(label, model)} (reference, no {symbol or name})")
+        ax.axhline(
+            mean,
+            color=style["color"],
+            linestyle=style["linestyle"],
+            linewidth=1.4,
+            label=f"{series_name(label, model)} (reference, no {symbol or name})",
+        )
         if math.isfinite(half):
             ax.axhspan(mean - half, mean + half, color=style["color"], alpha=0.10, linewidth=0)
     if not numeric:
@@ -208,9 +246,12 @@ def plot_sweep(
     role = swept["role"].iloc[0]
     ax.set_xlabel(f"{symbol}  ({role} parameter {name})" if symbol else f"{role} parameter {name}")
     ax.set_ylabel(_metric_label(metric, directions, units))
-    ax.set_title(f"{metric} against {symbol or name} on {final['task_label'].iloc[0]}\n"
-                 f"{_seed_note(counts, 'shaded' if numeric else 'bars and shading')}",
-                 fontsize=10, loc="left")
+    ax.set_title(
+        f"{metric} against {symbol or name} on {final['task_label'].iloc[0]}\n"
+        f"{_seed_note(counts, 'shaded' if numeric else 'bars and shading')}",
+        fontsize=10,
+        loc="left",
+    )
     ax.grid(alpha=0.3)
     _legend_outside(fig, ax, "objective")
     return fig
@@ -249,8 +290,9 @@ def plot_curves(
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     runs = latest_runs(df)
-    runs = _one_task(runs[(runs["status"] == "ok") & runs["metric"].isin(metrics)], task,
-                     "plot_curves")
+    runs = _one_task(
+        runs[(runs["status"] == "ok") & runs["metric"].isin(metrics)], task, "plot_curves"
+    )
     keys = _sorted_keys(runs, CONFIG[1:])
     several_models = runs["model_label"].nunique() > 1
     fig = Figure(figsize=(7.6, 1.0 + 2.5 * len(metrics)), layout="constrained")
@@ -258,8 +300,11 @@ def plot_curves(
     counts: list[int] = []
     for ax, metric in zip(axes, metrics, strict=True):
         for i, (label, model) in enumerate(keys):
-            part = runs[(runs["metric"] == metric) & (runs["label"] == label)
-                        & (runs["model_label"] == model)]
+            part = runs[
+                (runs["metric"] == metric)
+                & (runs["label"] == label)
+                & (runs["model_label"] == model)
+            ]
             if part.empty:
                 continue
             per_cell = part.groupby(["step", "cell_id"])["value"].mean()
@@ -267,18 +312,28 @@ def plot_curves(
             steps, mean, half, n = (np.array(c, dtype=float) for c in zip(*stats, strict=True))
             counts += list(n.astype(int))
             style = _style(i)
-            ax.plot(steps, mean, label=f"{label} · {model}" if several_models else label,
-                    markevery=max(1, len(steps) // 8), markersize=4.5, linewidth=1.4, **style)
-            ax.fill_between(steps, mean - half, mean + half, color=style["color"], alpha=0.15,
-                            linewidth=0)
-        ax.set_ylabel(_metric_label(metric, directions, units).replace("   (", "\n("),
-                      fontsize=9)
+            ax.plot(
+                steps,
+                mean,
+                label=f"{label} · {model}" if several_models else label,
+                markevery=max(1, len(steps) // 8),
+                markersize=4.5,
+                linewidth=1.4,
+                **style,
+            )
+            ax.fill_between(
+                steps, mean - half, mean + half, color=style["color"], alpha=0.15, linewidth=0
+            )
+        ax.set_ylabel(_metric_label(metric, directions, units).replace("   (", "\n("), fontsize=9)
         if logy:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("training step")
-    axes[0].set_title(f"training curves on {runs['task_label'].iloc[0]}\n{_seed_note(counts)}",
-                      fontsize=10, loc="left")
+    axes[0].set_title(
+        f"training curves on {runs['task_label'].iloc[0]}\n{_seed_note(counts)}",
+        fontsize=10,
+        loc="left",
+    )
     _legend_outside(fig, axes[0], "objective")
     return fig
 
@@ -368,15 +423,17 @@ def plot_frontier(
     final = _one_task(final_rows(df), task, "plot_frontier")
     rows = []
     for key, part in final[final["metric"].isin([x_metric, y_metric])].groupby(
-            ["label", "model_label", "objective"]):
+        ["label", "model_label", "objective"]
+    ):
         per_cell = part.pivot_table(index="cell_id", columns="metric", values="value")
         if x_metric not in per_cell or y_metric not in per_cell:
             continue
         both = per_cell[[x_metric, y_metric]].dropna()
         (xm, xh, n), (ym, yh, _) = interval95(both[x_metric]), interval95(both[y_metric])
         rows.append((*key, xm, xh, ym, yh, n))
-    points = pd.DataFrame(rows, columns=["label", "model_label", "objective", "x", "xh", "y",
-                                         "yh", "n"])
+    points = pd.DataFrame(
+        rows, columns=["label", "model_label", "objective", "x", "xh", "y", "yh", "n"]
+    )
     if points.empty:
         raise ValueError(f"no configuration has final values of both {x_metric} and {y_metric}")
     points["front"] = pareto_front(points[["x", "y"]].to_numpy(), axis_dirs)
@@ -386,9 +443,19 @@ def plot_frontier(
     for i, objective in enumerate(objectives):
         group = points[points["objective"] == objective]
         style = _style(i)
-        ax.errorbar(group["x"], group["y"], xerr=group["xh"].fillna(0),
-                    yerr=group["yh"].fillna(0), fmt=style["marker"], color=style["color"],
-                    markersize=6.5, elinewidth=0.9, capsize=2, label=objective, zorder=3)
+        ax.errorbar(
+            group["x"],
+            group["y"],
+            xerr=group["xh"].fillna(0),
+            yerr=group["yh"].fillna(0),
+            fmt=style["marker"],
+            color=style["color"],
+            markersize=6.5,
+            elinewidth=0.9,
+            capsize=2,
+            label=objective,
+            zorder=3,
+        )
         if len(group) > 1 or several_models:
             # Each objective puts its notes in its own direction, so that two objectives at
             # nearly the same point (jspi and jspi_exact) do not print over each other.
@@ -397,24 +464,44 @@ def plot_frontier(
                 note = param_note(r.label) or objective
                 if several_models:
                     note += f" · {r.model_label}"
-                ax.annotate(note, (r.x, r.y), xytext=(dx, dy), textcoords="offset points",
-                            ha=ha, va=va, fontsize=7, color=style["color"], zorder=4,
-                            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
-                                  "alpha": 0.75})
+                ax.annotate(
+                    note,
+                    (r.x, r.y),
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    ha=ha,
+                    va=va,
+                    fontsize=7,
+                    color=style["color"],
+                    zorder=4,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+                )
     front = points[points["front"]]
     stair = _staircase(front[["x", "y"]].to_numpy(), axis_dirs)
-    ring = {"color": "#555555", "marker": "o", "markersize": 13, "markerfacecolor": "none",
-            "markeredgewidth": 1.0}
+    ring = {
+        "color": "#555555",
+        "marker": "o",
+        "markersize": 13,
+        "markerfacecolor": "none",
+        "markeredgewidth": 1.0,
+    }
     ax.plot(stair[:, 0], stair[:, 1], color="#555555", linewidth=1.0, linestyle="--", zorder=1)
     ax.plot(front["x"], front["y"], linestyle="none", zorder=2, **ring)
     front_handle = Line2D([], [], linestyle="--", linewidth=1.0, **ring)
     ax.set_xlabel(_metric_label(x_metric, dirs, units))
     ax.set_ylabel(_metric_label(y_metric, dirs, units))
-    corner = {("min", "min"): "lower left", ("min", "max"): "upper left",
-              ("max", "min"): "lower right", ("max", "max"): "upper right"}[axis_dirs]
-    ax.set_title(f"{y_metric} against {x_metric} on {final['task_label'].iloc[0]}"
-                 f" (better: {corner})\n{_seed_note(points['n'].astype(int), 'bars')}",
-                 fontsize=10, loc="left")
+    corner = {
+        ("min", "min"): "lower left",
+        ("min", "max"): "upper left",
+        ("max", "min"): "lower right",
+        ("max", "max"): "upper right",
+    }[axis_dirs]
+    ax.set_title(
+        f"{y_metric} against {x_metric} on {final['task_label'].iloc[0]}"
+        f" (better: {corner})\n{_seed_note(points['n'].astype(int), 'bars')}",
+        fontsize=10,
+        loc="left",
+    )
     ax.grid(alpha=0.3)
     ax.margins(0.08)  # room for the notes beside points at the edges
     _legend_outside(fig, ax, "objective", extra=[(front_handle, "Pareto front")])

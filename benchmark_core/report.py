@@ -73,8 +73,9 @@ def figure_data_uri(fig: Figure, image_format: str = "svg", dpi: int = 150) -> s
 
 def _value_html(value: Any) -> str:
     if isinstance(value, Mapping):
-        rows = "".join(f"<tr><td>{_h(k)}</td><td>{_value_html(v)}</td></tr>"
-                       for k, v in value.items())
+        rows = "".join(
+            f"<tr><td>{_h(k)}</td><td>{_value_html(v)}</td></tr>" for k, v in value.items()
+        )
         return f'<table class="kv">{rows}</table>'
     if isinstance(value, list | tuple):
         return ", ".join(_value_html(v) for v in value) or "–"
@@ -82,8 +83,7 @@ def _value_html(value: Any) -> str:
 
 
 def _kv_table(items: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{_h(k)}</td><td>{_value_html(v)}</td></tr>"
-                   for k, v in items.items())
+    rows = "".join(f"<tr><td>{_h(k)}</td><td>{_value_html(v)}</td></tr>" for k, v in items.items())
     return f'<table class="gb kv"><tbody>{rows}</tbody></table>'
 
 
@@ -99,14 +99,17 @@ def _provenance(df: pd.DataFrame) -> dict[str, Any]:
         name, version = f"{role}_plugin", f"{role}_plugin_version"
         if name in df:
             pairs = df[[name, version]].dropna().drop_duplicates() if version in df else None
-            out[f"{role} plugins"] = ", ".join(
-                sorted(f"{r[0]} {r[1]}" for r in pairs.itertuples(index=False))
-            ) if pairs is not None and len(pairs) else _distinct(df, name)
+            out[f"{role} plugins"] = (
+                ", ".join(sorted(f"{r[0]} {r[1]}" for r in pairs.itertuples(index=False)))
+                if pairs is not None and len(pairs)
+                else _distinct(df, name)
+            )
     if "started_at" in df:
         started = pd.to_datetime(df["started_at"], utc=True, errors="coerce", format="ISO8601")
         if started.notna().any():
-            out["cells started"] = (f"{started.min():%Y-%m-%d %H:%M} – "
-                                    f"{started.max():%Y-%m-%d %H:%M} UTC")
+            out["cells started"] = (
+                f"{started.min():%Y-%m-%d %H:%M} – {started.max():%Y-%m-%d %H:%M} UTC"
+            )
     if "wall_time_s" in df:
         per_cell = df.groupby("cell_id")["wall_time_s"].max()
         out["total cell wall time"] = f"{per_cell.sum():.1f} s over {len(per_cell)} cells"
@@ -119,8 +122,10 @@ def _summary(df: pd.DataFrame) -> str:
     parts = [f"{int(n)} {_h(s)}" for s, n in statuses.items()]
     tasks = runs["task_label"].nunique()
     configs = runs[["label", "model_label"]].drop_duplicates().shape[0]
-    return (f"<p>{statuses.sum()} cells ({', '.join(parts) or 'none'}) over {tasks} task"
-            f"{'s' if tasks != 1 else ''} and {configs} objective/model configurations.</p>")
+    return (
+        f"<p>{statuses.sum()} cells ({', '.join(parts) or 'none'}) over {tasks} task"
+        f"{'s' if tasks != 1 else ''} and {configs} objective/model configurations.</p>"
+    )
 
 
 def render_report(
@@ -172,18 +177,22 @@ def render_report(
     sections.append(
         '<p class="note">The average rank weighs every ranked metric equally, including '
         "metrics that measure nearly the same thing; read it beside the per-metric ranks, and "
-        "read quality and coverage metrics together.</p>")
+        "read quality and coverage metrics together.</p>"
+    )
 
     if figures:
         sections.append("<h2>Figures</h2>")
         for caption, fig in figures.items():
             uri = figure_data_uri(fig, image_format)
-            sections.append(f'<figure><img src="{uri}" alt="{_h(caption)}">'
-                            f"<figcaption>{_h(caption)}</figcaption></figure>")
+            sections.append(
+                f'<figure><img src="{uri}" alt="{_h(caption)}">'
+                f"<figcaption>{_h(caption)}</figcaption></figure>"
+            )
 
     sections.append("<h2>Environment</h2>")
-    sections.append(_kv_table(environment) if environment else
-                    '<p class="muted">None recorded.</p>')
+    sections.append(
+        _kv_table(environment) if environment else '<p class="muted">None recorded.</p>'
+    )
     sections.append("<h3>Recorded in the results</h3>")
     sections.append(_kv_table(_provenance(df)))
 
@@ -191,8 +200,10 @@ def render_report(
     if len(problems):
         sections.append(problems_html(problems, heading_level=2))
     else:
-        sections += ["<h2>Skipped and failed cells</h2>",
-                     '<p class="muted">None: every cell finished.</p>']
+        sections += [
+            "<h2>Skipped and failed cells</h2>",
+            '<p class="muted">None: every cell finished.</p>',
+        ]
 
     body = "\n".join(sections)
     return (
@@ -202,4 +213,3 @@ def render_report(
         f"<title>{_h(title)}</title>\n<style>{PAGE_CSS}{LEADERBOARD_CSS}</style>\n</head>\n"
         f"<body>\n{body}\n</body>\n</html>\n"
     )
-

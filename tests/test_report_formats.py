@@ -26,17 +26,36 @@ RICH_MARKUP = "[bold red]x[/bold red]"
 DIRECTIONS = {"nll_test": "min", "precision": "max", "s2": "none"}
 
 
-def rows(label: str, seed: int, values: dict[str, float] | None, status: str = "ok",
-         error: str | None = None, model_label: str = "mlp") -> list[dict]:
-    base = {"cell_id": f"{label}|{model_label}|{seed}", "task": "gaussian",
-            "task_label": f"gaussian[note={EVIL}]", "model": "mlp", "model_label": model_label,
-            "objective": label.split("[")[0], "label": label, "params": "{}", "seed": seed,
-            "budget": "smoke", "step": 10, "stderr": math.nan, "status": status,
-            "error": error, "started_at": "2025-01-01T00:00:00Z"}
+def rows(
+    label: str,
+    seed: int,
+    values: dict[str, float] | None,
+    status: str = "ok",
+    error: str | None = None,
+    model_label: str = "mlp",
+) -> list[dict]:
+    base = {
+        "cell_id": f"{label}|{model_label}|{seed}",
+        "task": "gaussian",
+        "task_label": f"gaussian[note={EVIL}]",
+        "model": "mlp",
+        "model_label": model_label,
+        "objective": label.split("[")[0],
+        "label": label,
+        "params": "{}",
+        "seed": seed,
+        "budget": "smoke",
+        "step": 10,
+        "stderr": math.nan,
+        "status": status,
+        "error": error,
+        "started_at": "2025-01-01T00:00:00Z",
+    }
     if values is None:
         return [{**base, "metric": None, "metric_source": None, "value": math.nan}]
-    return [{**base, "metric": m, "metric_source": "moments", "value": v}
-            for m, v in values.items()]
+    return [
+        {**base, "metric": m, "metric_source": "moments", "value": v} for m, v in values.items()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +64,16 @@ def frame() -> pd.DataFrame:
     for seed, (t, p, s) in enumerate([(1.0, 0.5, 2.0), (1.2, 0.7, 2.2), (1.1, 0.6, 2.1)]):
         data += rows("ml", seed, {"nll_test": t, "precision": p, "s2": s})
         data += rows(EVIL, seed, {"nll_test": t + 1, "precision": p + 0.2, "s2": s})
-    data += rows(RICH_MARKUP, 0, {"nll_test": 5.0, "precision": 0.1, "s2": 1.0},
-                 model_label="a|b`c")
-    data += rows("jspi[pi=0.5]", 0, None, status="error",
-                 error=f"Traceback (most recent call last):\nValueError: bad {EVIL}")
+    data += rows(
+        RICH_MARKUP, 0, {"nll_test": 5.0, "precision": 0.1, "s2": 1.0}, model_label="a|b`c"
+    )
+    data += rows(
+        "jspi[pi=0.5]",
+        0,
+        None,
+        status="error",
+        error=f"Traceback (most recent call last):\nValueError: bad {EVIL}",
+    )
     return pd.DataFrame(data)
 
 
@@ -65,7 +90,8 @@ def test_estimate_and_rank_formatting() -> None:
     assert format_rank(2.5) == "2.5" and format_rank(1.0) == "1"
     assert format_rank(5 / 3) == "1.67" and format_rank(math.nan) == "–"
     assert reason_summary("Traceback (most recent call last):\n  x\nKeyError: 'a'") == (
-        "KeyError: 'a'")
+        "KeyError: 'a'"
+    )
     assert reason_summary(None) == "(no reason recorded)"
 
 

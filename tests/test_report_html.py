@@ -16,27 +16,55 @@ EVIL = "<script>alert(1)</script>"
 DIRECTIONS = {"nll_test": "min", "acc": "max"}
 
 
-def rows(label: str, seed: int, value: float | None, status: str = "ok",
-         error: str | None = None, budget: str = "quick") -> list[dict]:
-    base = {"cell_id": f"{label}-{seed}-{budget}", "task": "pairs", "task_label": "pairs[k=3]",
-            "model": "tabular", "model_label": "tabular", "objective": label.split("[")[0],
-            "label": label, "params": '{"task": {}, "model": {}, "objective": {}}',
-            "seed": seed, "budget": budget, "step": 5, "stderr": math.nan, "status": status,
-            "error": error, "wall_time_s": 0.5, "device": "cpu",
-            "started_at": "2025-03-01T10:00:00+00:00", "gbench_version": "0.1.0",
-            "torch_version": "2.3.1", "objective_plugin": f"evil-plugin {EVIL}",
-            "objective_plugin_version": "6.6.6"}
+def rows(
+    label: str,
+    seed: int,
+    value: float | None,
+    status: str = "ok",
+    error: str | None = None,
+    budget: str = "quick",
+) -> list[dict]:
+    base = {
+        "cell_id": f"{label}-{seed}-{budget}",
+        "task": "pairs",
+        "task_label": "pairs[k=3]",
+        "model": "tabular",
+        "model_label": "tabular",
+        "objective": label.split("[")[0],
+        "label": label,
+        "params": '{"task": {}, "model": {}, "objective": {}}',
+        "seed": seed,
+        "budget": budget,
+        "step": 5,
+        "stderr": math.nan,
+        "status": status,
+        "error": error,
+        "wall_time_s": 0.5,
+        "device": "cpu",
+        "started_at": "2025-03-01T10:00:00+00:00",
+        "gbench_version": "0.1.0",
+        "torch_version": "2.3.1",
+        "objective_plugin": f"evil-plugin {EVIL}",
+        "objective_plugin_version": "6.6.6",
+    }
     if value is None:
         return [{**base, "metric": None, "metric_source": None, "value": math.nan}]
-    return [{**base, "metric": "nll_test", "metric_source": "nll", "value": value},
-            {**base, "metric": "acc", "metric_source": "clf", "value": 1 - value / 10}]
+    return [
+        {**base, "metric": "nll_test", "metric_source": "nll", "value": value},
+        {**base, "metric": "acc", "metric_source": "clf", "value": 1 - value / 10},
+    ]
 
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     data = rows("ml", 0, 1.0) + rows("ml", 1, 1.2) + rows(EVIL, 0, 2.0) + rows(EVIL, 1, 2.2)
-    data += rows("jspi[pi=0.5]", 0, None, status="error",
-                 error=f"Traceback (most recent call last):\n  File 'x'\nValueError: {EVIL}")
+    data += rows(
+        "jspi[pi=0.5]",
+        0,
+        None,
+        status="error",
+        error=f"Traceback (most recent call last):\n  File 'x'\nValueError: {EVIL}",
+    )
     data += rows("reverse_kl", 0, None, status="skipped", error="needs the task's density")
     return pd.DataFrame(data)
 
@@ -51,8 +79,12 @@ def small_figure() -> Figure:
 
 @pytest.fixture(scope="module")
 def page(frame: pd.DataFrame) -> str:
-    env = {"command": f"gbench report results --task {EVIL}", "device": "cpu",
-           "date": "2025-03-01", "plugins": {f"plug{EVIL}": "1.0"}}
+    env = {
+        "command": f"gbench report results --task {EVIL}",
+        "device": "cpu",
+        "date": "2025-03-01",
+        "plugins": {f"plug{EVIL}": "1.0"},
+    }
     return render_report(frame, DIRECTIONS, {f"figure {EVIL}": small_figure()}, env)
 
 
@@ -79,7 +111,7 @@ def test_page_holds_leaderboard_environment_and_problems(page: str) -> None:
     assert "nll_test ↓" in page and "acc ↑" in page
     assert "1.1 ± 1.3 (1)" in page
     assert "2025-03-01" in page and "0.1.0" in page and "2.3.1" in page
-    problems = page[page.index("Skipped and failed cells"):]
+    problems = page[page.index("Skipped and failed cells") :]
     assert "error" in problems and "skipped" in problems
     assert "needs the task&#x27;s density" in problems
     assert "ValueError:" in problems

@@ -59,37 +59,59 @@ def cell(
     }
     if finals is None:  # skipped or failed before any evaluation: one row, no metric
         return [{**base, "step": 0, "metric": None, "metric_source": None, "value": float("nan")}]
-    rows = [{**base, "step": s, "metric": "train_loss", "metric_source": "objective",
-             "value": 10.0 - s / 100} for s in (0, 50, 100)]
+    rows = [
+        {
+            **base,
+            "step": s,
+            "metric": "train_loss",
+            "metric_source": "objective",
+            "value": 10.0 - s / 100,
+        }
+        for s in (0, 50, 100)
+    ]
     for step, scale in ((50, 100.0), (100, 1.0)):
-        rows += [{**base, "step": step, "metric": m, "metric_source": "moments",
-                  "value": v * scale} for m, v in finals.items()]
+        rows += [
+            {**base, "step": step, "metric": m, "metric_source": "moments", "value": v * scale}
+            for m, v in finals.items()
+        ]
     return rows
 
 
 def table() -> pd.DataFrame:
     rows: list[dict] = []
     # Task 1: three configurations; ml has 3 seeds, jspi 2 ok + 1 failed, reverse_kl 1 seed.
-    for seed, (t, o, p, s) in enumerate([(1.0, 3.0, 0.5, 2.0), (1.2, 3.2, 0.75, 2.1),
-                                         (1.1, 3.4, 1.0, 1.9)]):
-        rows += cell(GAUSS, "ml", seed,
-                     {"nll_test": t, "nll_oracle": o, "precision": p, "s2": s})
+    for seed, (t, o, p, s) in enumerate(
+        [(1.0, 3.0, 0.5, 2.0), (1.2, 3.2, 0.75, 2.1), (1.1, 3.4, 1.0, 1.9)]
+    ):
+        rows += cell(GAUSS, "ml", seed, {"nll_test": t, "nll_oracle": o, "precision": p, "s2": s})
     for seed, (t, o, p, s) in enumerate([(1.5, 2.0, 0.5, 1.0), (1.7, 2.2, 1.0, 1.2)]):
-        rows += cell(GAUSS, "jspi[pi=0.5]", seed,
-                     {"nll_test": t, "nll_oracle": o, "precision": p, "s2": s})
+        rows += cell(
+            GAUSS, "jspi[pi=0.5]", seed, {"nll_test": t, "nll_oracle": o, "precision": p, "s2": s}
+        )
     rows += cell(GAUSS, "jspi[pi=0.5]", 2, status="error", error=TRACEBACK)
-    rows += cell(GAUSS, "reverse_kl", 0,
-                 {"nll_test": 2.0, "nll_oracle": 1.0, "precision": 1.5, "s2": 0.5})
-    rows += cell(GAUSS, "jspi_exact", 0, status="skipped",
-                 error="jspi_exact needs the task's density; gaussian has none")
+    rows += cell(
+        GAUSS, "reverse_kl", 0, {"nll_test": 2.0, "nll_oracle": 1.0, "precision": 1.5, "s2": 0.5}
+    )
+    rows += cell(
+        GAUSS,
+        "jspi_exact",
+        0,
+        status="skipped",
+        error="jspi_exact needs the task's density; gaussian has none",
+    )
     # Task 2: reverse_kl seed 1 failed once, then was rerun under the same cell_id and passed.
     rows += cell(PAIRS, "ml", 0, {"nll_test": 0.5})
     rows += cell(PAIRS, "ml", 1, {"nll_test": 0.7})
     rows += cell(PAIRS, "reverse_kl", 0, {"nll_test": 0.9})
-    rows += cell(PAIRS, "reverse_kl", 1, status="error", error="old failure",
-                 started="2025-01-01T00:00:00+00:00")
-    rows += cell(PAIRS, "reverse_kl", 1, {"nll_test": 1.1},
-                 started="2025-01-02T00:00:00+00:00")
+    rows += cell(
+        PAIRS,
+        "reverse_kl",
+        1,
+        status="error",
+        error="old failure",
+        started="2025-01-01T00:00:00+00:00",
+    )
+    rows += cell(PAIRS, "reverse_kl", 1, {"nll_test": 1.1}, started="2025-01-02T00:00:00+00:00")
     return pd.DataFrame(rows)
 
 
@@ -101,8 +123,7 @@ def row(board: pd.DataFrame, task_label: str, label: str) -> pd.Series:
 
 def t_half(values: list[float]) -> float:
     """The 95% half-width computed independently of the code under test."""
-    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values),
-                              scale=stats.sem(values))
+    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
     return (hi - lo) / 2
 
 
@@ -155,7 +176,10 @@ def test_ranks_follow_each_metric_direction(board: pd.DataFrame) -> None:
     assert [ranks[k]["nll_oracle.rank"] for k in ("ml", "jspi[pi=0.5]", "reverse_kl")] == [3, 2, 1]
     # higher is better: descending, and ml and jspi tie at 0.75 so share rank 2.5
     assert [ranks[k]["precision.rank"] for k in ("ml", "jspi[pi=0.5]", "reverse_kl")] == [
-        2.5, 2.5, 1]
+        2.5,
+        2.5,
+        1,
+    ]
     # no direction: shown, not ranked, not in the average
     assert all(math.isnan(r["s2.rank"]) for r in ranks.values())
     assert ranks["ml"]["avg_rank"] == pytest.approx((1 + 3 + 2.5) / 3)
@@ -208,8 +232,9 @@ def test_filters_match_names_or_labels() -> None:
 
 
 def test_mixed_budgets_must_be_chosen() -> None:
-    mixed = pd.concat([table(), pd.DataFrame(cell(PAIRS, "ml", 0, {"nll_test": 5.0},
-                                                  budget="paper"))])
+    mixed = pd.concat(
+        [table(), pd.DataFrame(cell(PAIRS, "ml", 0, {"nll_test": 5.0}, budget="paper"))]
+    )
     with pytest.raises(ValueError, match="budget"):
         leaderboard(mixed, DIRECTIONS)
     paper = leaderboard(mixed, DIRECTIONS, budget="paper")
@@ -217,8 +242,14 @@ def test_mixed_budgets_must_be_chosen() -> None:
 
 
 def test_same_seed_twice_under_new_cell_id_counts_once() -> None:
-    again = cell(PAIRS, "ml", 0, {"nll_test": 0.9}, cell_id="new-version",
-                 started="2025-02-01T00:00:00+00:00")
+    again = cell(
+        PAIRS,
+        "ml",
+        0,
+        {"nll_test": 0.9},
+        cell_id="new-version",
+        started="2025-02-01T00:00:00+00:00",
+    )
     df = pd.concat([table(), pd.DataFrame(again)])
     with pytest.warns(UserWarning, match="more than once"):
         board = leaderboard(df, DIRECTIONS, task="pairs")

@@ -24,32 +24,69 @@ def sweep_table() -> pd.DataFrame:
     rows: list[dict] = []
 
     def add(label: str, objective_params: dict, seed: int, s2: float, status: str = "ok") -> None:
-        base = {"cell_id": f"{label}-{seed}", "task": "gaussian", "task_label": TASK,
-                "model": "iso", "model_label": "iso", "objective": label.split("[")[0],
-                "label": label, "seed": seed, "budget": "smoke", "status": status,
-                "params": json.dumps({"task": {"a": 4}, "model": {},
-                                      "objective": objective_params}),
-                "stderr": math.nan, "error": None if status == "ok" else "loss became NaN",
-                "started_at": "2025-01-01T00:00:00Z"}
+        base = {
+            "cell_id": f"{label}-{seed}",
+            "task": "gaussian",
+            "task_label": TASK,
+            "model": "iso",
+            "model_label": "iso",
+            "objective": label.split("[")[0],
+            "label": label,
+            "seed": seed,
+            "budget": "smoke",
+            "status": status,
+            "params": json.dumps({"task": {"a": 4}, "model": {}, "objective": objective_params}),
+            "stderr": math.nan,
+            "error": None if status == "ok" else "loss became NaN",
+            "started_at": "2025-01-01T00:00:00Z",
+        }
         if status != "ok":
-            rows.append({**base, "step": 0, "metric": None, "metric_source": None,
-                         "value": math.nan})
+            rows.append(
+                {**base, "step": 0, "metric": None, "metric_source": None, "value": math.nan}
+            )
             return
         for step in (0, 10, 20):
             s = 3 + (s2 - 3) * step / 20 + 0.02 * rng.standard_normal()
-            rows.append({**base, "step": step, "metric": "train_loss",
-                         "metric_source": "objective", "value": 4 - step / 20})
-            rows.append({**base, "step": step, "metric": "s2", "metric_source": "moments",
-                         "value": s})
-            rows.append({**base, "step": step, "metric": "nll_test", "metric_source": "nll",
-                         "value": math.log(s) + 2.125 / s})
-            rows.append({**base, "step": step, "metric": "nll_oracle", "metric_source": "nll",
-                         "value": s * 2.125})
+            rows.append(
+                {
+                    **base,
+                    "step": step,
+                    "metric": "train_loss",
+                    "metric_source": "objective",
+                    "value": 4 - step / 20,
+                }
+            )
+            rows.append(
+                {**base, "step": step, "metric": "s2", "metric_source": "moments", "value": s}
+            )
+            rows.append(
+                {
+                    **base,
+                    "step": step,
+                    "metric": "nll_test",
+                    "metric_source": "nll",
+                    "value": math.log(s) + 2.125 / s,
+                }
+            )
+            rows.append(
+                {
+                    **base,
+                    "step": step,
+                    "metric": "nll_oracle",
+                    "metric_source": "nll",
+                    "value": s * 2.125,
+                }
+            )
 
     for seed in range(3):
         for pi, s2 in ((0.1, 1.7), (0.5, 1.0), (0.9, 0.59)):
-            add(f"jspi[pi={pi}]", {"pi": pi, "lr": 0.01}, seed, s2,
-                status="diverged" if (pi, seed) == (0.9, 2) else "ok")
+            add(
+                f"jspi[pi={pi}]",
+                {"pi": pi, "lr": 0.01},
+                seed,
+                s2,
+                status="diverged" if (pi, seed) == (0.9, 2) else "ok",
+            )
         add("ml", {"lr": 0.01}, seed, 2.125)
         add("reverse_kl", {"lr": 0.01}, seed, 0.47)
     return pd.DataFrame(rows)
@@ -97,7 +134,10 @@ def test_plot_sweep_of_categories_draws_points(df: pd.DataFrame, tmp_path: Path)
     fig = plot_sweep(ss, "s2", "schedule", DIRECTIONS)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == [
-        "exponential", "inverse_sigmoid", "linear"]
+        "exponential",
+        "inverse_sigmoid",
+        "linear",
+    ]
     # one series of three points, with no line joining the unordered categories
     assert ax.get_legend_handles_labels()[1].count("ss") == 1
     assert not [ln for ln in ax.get_lines() if ln.get_label() == "ss"]
@@ -128,8 +168,7 @@ def test_frontier_without_a_direction_is_refused(df: pd.DataFrame) -> None:
 
 
 def test_several_tasks_need_a_choice(df: pd.DataFrame) -> None:
-    other = df.assign(task_label="pairs[k=3]", task="pairs",
-                      cell_id=df["cell_id"] + "-pairs")
+    other = df.assign(task_label="pairs[k=3]", task="pairs", cell_id=df["cell_id"] + "-pairs")
     both = pd.concat([df, other])
     with pytest.raises(ValueError, match="one task at a time"):
         plot_sweep(both, "s2", "pi", DIRECTIONS)
