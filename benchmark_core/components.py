@@ -164,12 +164,29 @@ class Model(torch.nn.Module, Component):
         raise NotImplementedError
 
 
+Requirements = frozenset[str] | dict[str, frozenset[str]]
+
+
 class _Needs(Component):
-    """Shared declarations of components that need things from the task and the model."""
+    """Shared declarations of components that need things from the task and the model.
+
+    ``model_requires`` and ``task_requires`` are sets of capabilities, or dicts from task
+    kind to such sets when the needs differ by kind (an adversarial objective needs
+    reparameterised samples on vectors but a density and a sampler on sequences).
+    """
 
     kinds: ClassVar[frozenset[str]] = frozenset(KINDS)
-    model_requires: ClassVar[frozenset[str]] = frozenset()
-    task_requires: ClassVar[frozenset[str]] = frozenset()
+    model_requires: ClassVar[Requirements] = frozenset()
+    task_requires: ClassVar[Requirements] = frozenset()
+
+    @classmethod
+    def requirements(cls, kind: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The (task, model) capabilities needed on tasks of ``kind``."""
+
+        def pick(req: Requirements) -> frozenset[str]:
+            return req.get(kind, frozenset()) if isinstance(req, dict) else req
+
+        return pick(cls.task_requires), pick(cls.model_requires)
 
 
 class Objective(_Needs):
@@ -259,11 +276,12 @@ def incompatibility(
     if task.kind not in user.kinds:
         kinds = " or ".join(sorted(user.kinds))
         return f"{user.name} works on {kinds} tasks; {task.name} is a {task.kind} task"
-    missing_task = sorted(user.task_requires - task.provides)
+    task_needs, model_needs = user.requirements(task.kind)
+    missing_task = sorted(task_needs - task.provides)
     if missing_task:
         what = CAPABILITIES.get(missing_task[0], missing_task[0])
         return f"{user.name} needs the task's {what}; {task.name} has none"
-    missing_model = sorted(user.model_requires - model.provides)
+    missing_model = sorted(model_needs - model.provides)
     if missing_model:
         what = CAPABILITIES.get(missing_model[0], missing_model[0])
         return f"{user.name} needs the model's {what}; {model.name} has none"

@@ -146,14 +146,19 @@ def _needs_text(kind: str, cls: Any) -> str:
     if kind == "model":
         return f"kinds: {', '.join(sorted(cls.kinds))}\nprovides: {', '.join(sorted(cls.provides))}"
     lines = [f"kinds: {', '.join(sorted(cls.kinds))}"]
-    if cls.task_requires:
-        lines.append(
-            "task: " + ", ".join(CAPABILITIES.get(c, c) for c in sorted(cls.task_requires))
+    for on in sorted(cls.kinds):
+        task_needs, model_needs = cls.requirements(on)
+        prefix = (
+            f"{on} "
+            if isinstance(cls.task_requires, dict) or isinstance(cls.model_requires, dict)
+            else ""
         )
-    if cls.model_requires:
-        lines.append(
-            "model: " + ", ".join(CAPABILITIES.get(c, c) for c in sorted(cls.model_requires))
-        )
+        for who, needs in (("task", task_needs), ("model", model_needs)):
+            if needs:
+                words = ", ".join(CAPABILITIES.get(c, c) for c in sorted(needs))
+                line = f"{prefix}{who}: {words}"
+                if line not in lines:
+                    lines.append(line)
     if kind == "metric":
         lines.append(
             {"min": "lower is better ↓", "max": "higher is better ↑"}.get(

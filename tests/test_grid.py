@@ -58,3 +58,15 @@ def test_all_objectives_uses_each_components_all_sweep():
 
     cells = grid(registry_with(Swept), objectives="all")
     assert sorted(c.objective.label for c in cells) == ["ml", "swept[pi=0.1]", "swept[pi=0.9]"]
+
+
+def test_requirements_may_depend_on_the_task_kind():
+    class ByKind(Objective):
+        name = "by_kind"
+        model_requires = {"vector": frozenset({"autoregressive"}), "sequence": frozenset()}
+
+    [cell] = grid(registry_with(ByKind), objectives="by_kind")
+    assert cell.skip_reason == (
+        "by_kind needs the model's step-wise autoregressive interface; isotropic_gaussian has none"
+    )
+    assert ByKind.requirements("sequence") == (frozenset(), frozenset())
