@@ -27,6 +27,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tasks.gaussian",
     "plugins.models.gaussian",
     "plugins.objectives.ml",
+    "plugins.objectives.divergences",
+    "plugins.objectives.adversarial",
     "plugins.metrics.likelihood",
     "plugins.metrics.moments",
 )

@@ -16,7 +16,7 @@ class MaximumLikelihood(Objective):
     name = "ml"
     description = "maximum likelihood: minimise −E_P log Q, i.e. KL[P‖Q] (mode covering)"
     model_requires = frozenset({"log_prob"})
-    param_spec = {"lr": positive(0.05, "Adam learning rate (cosine-decayed to lr/10)")}
+    param_spec = {"lr": positive(0.05, "Adam learning rate (cosine-decayed to lr/100)")}
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         self.model = model

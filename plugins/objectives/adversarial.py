@@ -1,0 +1,99 @@
+"""Objective ``jspi``: adversarial training that minimises the generalised JS_π divergence.
+
+A discriminator D(x) = σ(f(x)) maximises V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)].
+π is the share of real (P) samples the discriminator sees (SCIENCE.md's errata: π < ½ means P
+is *under*-represented). At the optimum D* = πP / (πP + (1 − π)Q) and
+V(D*) = JS_π[P‖Q] + π log π + (1 − π) log(1 − π), so a generator that minimises V (the
+minimax game) descends JS_π. The common "non-saturating" generator loss −E_Q[log D] is a
+different divergence: it is offered, labelled, never the default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmark_core import hookimpl
+from benchmark_core.budgets import Budget
+from benchmark_core.components import Model, Objective, Task
+from benchmark_core.params import Param, positive, probability
+
+
+def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:
+    """A depth-hidden-layer SiLU network with one output logit."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(inputs if i == 0 else width, width), nn.SiLU()]
+    layers.append(nn.Linear(width if depth else inputs, 1))
+    return nn.Sequential(*layers)
+
+
+class AdversarialJSPi(Objective):
+    """The GAN game with class prior π, on reparameterised samples of Q."""
+
+    name = "jspi"
+    description = "adversarial JS_π: a discriminator with real-sample share π (minimax GAN)"
+    kinds = frozenset({"vector"})
+    model_requires = frozenset({"rsample"})
+    param_spec = {
+        "pi": probability(0.5, "share of real (P) samples the discriminator sees"),
+        "lr": positive(0.01, "generator Adam learning rate"),
+        "d_lr": positive(0.002, "discriminator Adam learning rate"),
+        "d_width": Param(64, "discriminator hidden width", low=1),
+        "d_depth": Param(2, "discriminator hidden layers", low=0),
+        "d_steps": Param(5, "discriminator steps per generator step", low=1),
+        "n_samples": Param(512, "samples drawn from Q per step", low=1),
+        "generator_loss": Param(
+            "minimax",
+            "minimax minimises V (JS_π); nonsaturating maximises E_Q log D (another divergence)",
+            choices=("minimax", "nonsaturating"),
+        ),
+    }
+    all_sweep = {"pi": [0.1, 0.5, 0.99]}
+    budgets = {"quick": {"steps": 3000}, "paper": {"steps": 30_000}}
+
+    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+        self.model = model
+        device = next(model.parameters()).device
+        self.disc = mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
+        self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps, (0.5, 0.999))
+        self.d_opt, self.d_sched = self.adam(
+            self.disc.parameters(), self.d_lr, budget.steps, (0.5, 0.999)
+        )
+        self.offset = self.pi * math.log(self.pi) + (1 - self.pi) * math.log1p(-self.pi)
+
+    def value(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)], with D = σ(logit)."""
+        on_p = F.logsigmoid(self.disc(real)).mean()
+        on_q = F.logsigmoid(-self.disc(fake)).mean()
+        return self.pi * on_p + (1 - self.pi) * on_q
+
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        for _ in range(self.d_steps):
+            with torch.no_grad():
+                fake = self.model.sample(self.n_samples)
+            v = self.value(batch, fake)
+            self.d_opt.zero_grad(set_to_none=True)
+            (-v).backward()
+            self.d_opt.step()
+        fake = self.model.rsample(self.n_samples)
+        logits = self.disc(fake)
+        if self.generator_loss == "minimax":
+            g_loss = (1 - self.pi) * F.logsigmoid(-logits).mean()
+        else:
+            g_loss = -(1 - self.pi) * F.logsigmoid(logits).mean()
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.d_sched.step()
+        # The discriminator's estimate of JS_π (a lower bound while D is not optimal).
+        return v.detach() - self.offset
+
+
+@hookimpl
+def register_objectives(register):
+    register(AdversarialJSPi)
