@@ -29,6 +29,16 @@ TABLE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # As the harness runs 2-D cells (Task.max_threads = 1): on this shared 2-core machine two
+    # intra-op threads made these small workloads 5-20x slower (thread hand-offs).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _jspi_grad_s2(a: float, b: float, s2: float, pi: float) -> float:
     # d JS_π[P‖Q_θ]/dθ = (1 − π) E_Q[∂θ log q · log(q/m)] (the other terms integrate to zero),
     # with θ = s², ∂ log q/∂s² = r²/(2 s⁴) − 1/s². A separate, finer rule from the search's.
