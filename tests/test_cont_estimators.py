@@ -268,3 +268,13 @@ def test_c2st_is_deterministic_given_generator():
     a = c2st(*data, steps=20, generator=torch.Generator().manual_seed(5))
     b = c2st(*data, steps=20, generator=torch.Generator().manual_seed(5))
     assert a == b
+
+
+def test_median_heuristic_is_reproducible_on_large_samples():
+    g = torch.Generator().manual_seed(14)
+    x, y = _sample(1500, MP, CP, g), _sample(1500, MQ, CQ, g)
+    assert mmd2_unbiased(x, y) == mmd2_unbiased(x, y)
+    # The 2048-point subset's median is close to the full one.
+    z = torch.cat([x, y])
+    full = float(torch.pdist(z).median())
+    assert median_distance(z) == pytest.approx(full, rel=0.02)

@@ -90,6 +90,10 @@ def test_uniform_box_and_numpy_callables():
     box = Box.uniform((-25, -25), (25, 25), n_sub=(40, 60))
     assert box.lo == (-25.0, -25.0) and box.hi == (25.0, 25.0)
     assert kl_quad(p, q, box) == pytest.approx(kl_gaussians(m0, c0, m1, c1), abs=1e-9)
+    # Edges given as lists are normalised (the rule cache needs a hashable Box).
+    assert Box([list(box.edges[0]), list(box.edges[1])]) == box
+    with pytest.raises(ValueError):
+        Box(((0.0, 1.0, 0.5), (0.0, 1.0)))
     # A density written with numpy gives the same answer.
     inv, logdet = np.linalg.inv(c1), np.log(np.linalg.det(c1))
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 #: Rows per chunk of pairwise-distance work; a chunk holds CHUNK × n distances.
-CHUNK = 2048
+CHUNK = 1024
 
 
 class Estimate(NamedTuple):
@@ -98,14 +98,16 @@ def median_distance(
     max_points : int
         Beyond this many points, a uniform random subset of this size is used.
     generator : torch.Generator, optional
-        For the subset (CPU generator).
+        For the subset (CPU generator); default a fresh one seeded with 0, so that the
+        bandwidth is reproducible.
 
     Returns
     -------
     float
     """
     if len(z) > max_points:
-        idx = torch.randperm(len(z), generator=generator)[:max_points].to(z.device)
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        idx = torch.randperm(len(z), generator=g)[:max_points].to(z.device)
         z = z[idx]
     d = torch.cdist(z, z)
     iu = torch.triu_indices(len(z), len(z), offset=1, device=z.device)

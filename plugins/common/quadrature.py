@@ -43,6 +43,8 @@ class Box:
     edges: tuple[tuple[float, ...], tuple[float, ...]]
 
     def __post_init__(self) -> None:
+        # Tuples of floats keep the Box hashable, which the rule cache relies on.
+        object.__setattr__(self, "edges", tuple(tuple(float(v) for v in e) for e in self.edges))
         if len(self.edges) != 2:
             raise ValueError("a Box has edges for exactly two axes")
         for e in self.edges:
