@@ -1,0 +1,1 @@
+"""Pure building blocks shared by plugins: quadrature, closed forms and sample estimators."""
