@@ -63,7 +63,7 @@ def test_ml_fits_the_closed_forms_then_resume_and_force(gbench, tmp_path):
     [
         (
             ["--objectives", "mll"],
-            "unknown objective 'mll'. Did you mean 'ml'? Valid objectives: ml",
+            "unknown objective 'mll'. Did you mean 'ml'? Valid objectives: jspi, jspi_exact, ml, reverse_kl",
         ),
         (["--tasks", "gausian"], "unknown task 'gausian'. Did you mean 'gaussian'?"),
         (
