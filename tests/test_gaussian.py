@@ -55,3 +55,33 @@ def test_model_log_prob_matches_scipy_and_samples_match_moments(cls):
     np.testing.assert_allclose(samples.mean(0), mean, atol=0.02)
     np.testing.assert_allclose(np.cov(samples.T), cov, atol=0.03)
     assert model.rsample(4).requires_grad
+
+
+def test_moments_metric_is_exact_for_gaussians_and_sampled_otherwise():
+    from benchmark_core.budgets import PROFILES
+    from benchmark_core.components import EvalContext
+    from plugins.metrics.moments import Moments
+
+    task = GaussianTask(a=9.0, b=0.5, angle=30.0)
+    torch.manual_seed(0)
+    model = FullGaussian(task)
+    with torch.no_grad():
+        model.off_diag.copy_(torch.tensor([[0.0, 0.0], [1.5, 0.0]]))
+    ctx = EvalContext(PROFILES["quick"], torch.device("cpu"), 0, None)
+    exact = Moments().compute(model, task, ctx)
+    cov = model.covariance().detach().double().numpy()
+    assert exact["cov_01"].value == pytest.approx(cov[0, 1])
+    assert exact["cov_eig_0"].value == pytest.approx(np.linalg.eigvalsh(cov)[1])
+    assert math.isnan(exact["mean_0"].stderr)
+
+    class SamplesOnly(FullGaussian):
+        provides = frozenset({"sample", "rsample"})
+
+    torch.manual_seed(0)
+    sampled = SamplesOnly(task)
+    sampled.load_state_dict(model.state_dict())
+    est = Moments().compute(sampled, task, ctx)
+    n = ctx.budget.n_eval
+    for key in ("cov_00", "cov_01", "cov_11"):
+        assert est[key].value == pytest.approx(exact[key].value, abs=6 * 3 / math.sqrt(n))
+    assert abs(est["mean_0"].value - exact["mean_0"].value) < 4 * est["mean_0"].stderr

@@ -11,10 +11,12 @@ from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
 
 
 class Moments(Metric):
-    """``mean_i`` and ``cov_eig_i`` (largest first): exact for Gaussian models, else sampled."""
+    """``mean_i``, ``cov_eig_i`` (largest first) and ``cov_ij`` (i ≤ j): exact for models that
+    provide ``moments``, else from ``budget.n_eval`` samples (the means then carry standard
+    errors). Only low-dimensional tasks get the covariance entries (dim ≤ 4)."""
 
     name = "moments"
-    description = "Q's mean (mean_i) and covariance eigenvalues (cov_eig_i, largest first)"
+    description = "Q's mean (mean_i), covariance eigenvalues (cov_eig_i, largest first), cov_ij"
     kinds = frozenset({"vector"})
     model_requires = frozenset({"sample"})
     direction = "none"
@@ -33,6 +35,15 @@ class Moments(Metric):
             for i, (m, s) in enumerate(zip(mean.tolist(), mean_se.tolist(), strict=True))
         }
         out.update({f"cov_eig_{i}": Estimate(v) for i, v in enumerate(eig.tolist())})
+        dim = cov.shape[0]
+        if dim <= 4:  # enough to redraw Q's covariance ellipse (Figure 1) from the results
+            out.update(
+                {
+                    f"cov_{i}{j}": Estimate(cov[i, j].item())
+                    for i in range(dim)
+                    for j in range(i, dim)
+                }
+            )
         return out
 
 
