@@ -252,6 +252,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+# The reporting commands (leaderboard, plot, report) live in their own module. Added here,
+# before the __main__ guard, so that `python -m benchmark_core.cli` has them too.
+from .cli_reports import add_commands as _add_report_commands  # noqa: E402
+
+_add_report_commands(cli)
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

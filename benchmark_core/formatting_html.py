@@ -32,9 +32,16 @@ table.gb th, table.gb td { border-bottom: 1px solid #ccc; padding: 0.3em 0.7em; 
 table.gb th { text-align: left; background: #f2f2f2; }
 table.gb td.num, table.gb th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.gb td.best { font-weight: bold; }
-table.gb code { font-size: 0.95em; }
+table.gb code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono",
+                "Liberation Mono", monospace; font-size: 0.92em; }
+section { overflow-x: auto; }
 p.note { color: #444; font-size: 0.9em; max-width: 60em; }
 """
+
+
+def _estimate_html(text: str) -> str:
+    """Escape a metric cell, keeping ``mean ± interval`` on one line (a rank may wrap)."""
+    return _h(text).replace(" ± ", "&nbsp;±&nbsp;")
 
 
 def _html_table(header: list[tuple[str, str, str]], rows: list[list[tuple[str, str]]]) -> str:
@@ -88,7 +95,7 @@ def to_html(
             ]
             for m, d in shown:
                 text, best = metric_cell(row, m, d)
-                line.append((_h(text), "num best" if best else "num"))
+                line.append((_estimate_html(text), "num best" if best else "num"))
             line.append((_h(format_rank(row["avg_rank"])), "num"))
             body.append(line)
         parts.append(f"<section><h3>{_h(task)}</h3>{_html_table(header, body)}</section>")

@@ -40,6 +40,8 @@ NOTE_PLACES = (
     ((6, -5), "left", "top"),
     ((-6, 5), "right", "bottom"),
 )
+#: How close (as a fraction of the axes) two points must be for their notes to collide.
+NOTE_CLEARANCE = 0.06
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -381,6 +383,43 @@ def _staircase(xy: np.ndarray, directions: tuple[str, str]) -> np.ndarray:
     return np.array(path)
 
 
+def _annotate(ax: Axes, notes: list[tuple[float, float, str, int]]) -> None:
+    """Write each note beside its point, in a corner that no nearby note already uses.
+
+    Each objective starts from its own corner of :data:`NOTE_PLACES`, so that two objectives
+    at nearly the same point (jspi and jspi_exact) do not print over each other; a note whose
+    point is within :data:`NOTE_CLEARANCE` (a fraction of the axes) of a note already placed
+    in that corner moves on to the next free corner.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()  # after the points set the limits
+    placed: list[tuple[float, float, int]] = []
+    for x, y, note, i in notes:
+        fx, fy = (x - x0) / ((x1 - x0) or 1.0), (y - y0) / ((y1 - y0) or 1.0)
+        order = [(i + k) % len(NOTE_PLACES) for k in range(len(NOTE_PLACES))]
+        free = [
+            c
+            for c in order
+            if all(
+                c != pc or math.hypot(fx - px, fy - py) > NOTE_CLEARANCE for px, py, pc in placed
+            )
+        ]
+        corner = free[0] if free else order[0]
+        placed.append((fx, fy, corner))
+        (dx, dy), ha, va = NOTE_PLACES[corner]
+        ax.annotate(
+            note,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7,
+            color=PALETTE[i % len(PALETTE)],
+            zorder=4,
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
+        )
+
+
 def plot_frontier(
     df: pd.DataFrame,
     x_metric: str,
@@ -440,6 +479,7 @@ def plot_frontier(
     several_models = points["model_label"].nunique() > 1
     fig, ax = _new_figure(7.6, 5.2)
     objectives = sorted(points["objective"].unique(), key=natural_key)
+    notes: list[tuple[float, float, str, int]] = []
     for i, objective in enumerate(objectives):
         group = points[points["objective"] == objective]
         style = _style(i)
@@ -457,25 +497,12 @@ def plot_frontier(
             zorder=3,
         )
         if len(group) > 1 or several_models:
-            # Each objective puts its notes in its own direction, so that two objectives at
-            # nearly the same point (jspi and jspi_exact) do not print over each other.
-            (dx, dy), ha, va = NOTE_PLACES[i % len(NOTE_PLACES)]
             for r in group.itertuples():
                 note = param_note(r.label) or objective
                 if several_models:
                     note += f" · {r.model_label}"
-                ax.annotate(
-                    note,
-                    (r.x, r.y),
-                    xytext=(dx, dy),
-                    textcoords="offset points",
-                    ha=ha,
-                    va=va,
-                    fontsize=7,
-                    color=style["color"],
-                    zorder=4,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
-                )
+                notes.append((r.x, r.y, note, i))
+    _annotate(ax, notes)
     front = points[points["front"]]
     stair = _staircase(front[["x", "y"]].to_numpy(), axis_dirs)
     ring = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -28,7 +28,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
        max-width: 78em; padding: 0 1em; color: #1a1a1a; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid
 #ddd; } h3 { font-size: 1.05em; margin-bottom: 0.3em; }
-figure { margin: 1em 0 2em; } figure img { max-width: 100%; height: auto; }
+figure { margin: 1em 0 2em; } figure img { width: 100%; max-width: 60em; height: auto; }
 figcaption { font-size: 0.9em; color: #444; }
 table.kv td:first-child { color: #444; padding-right: 1.5em; }
 pre { white-space: pre-wrap; font-size: 0.85em; background: #f7f7f7; padding: 0.5em; }
@@ -136,6 +136,7 @@ def render_report(
     *,
     title: str = "gbench report",
     image_format: str = "svg",
+    figure_notes: Sequence[str] = (),
 ) -> str:
     """Render one self-contained HTML page from a results table.
 
@@ -155,6 +156,8 @@ def render_report(
         The page title.
     image_format : {"svg", "png"}
         How figures are embedded.
+    figure_notes : sequence of str
+        Notes shown under the figures, e.g. why a figure that was asked for is missing.
 
     Returns
     -------
@@ -188,6 +191,11 @@ def render_report(
                 f'<figure><img src="{uri}" alt="{_h(caption)}">'
                 f"<figcaption>{_h(caption)}</figcaption></figure>"
             )
+    if figure_notes:
+        if not figures:
+            sections.append("<h2>Figures</h2>")
+        items = "".join(f"<li>{_h(note)}</li>" for note in figure_notes)
+        sections.append(f'<ul class="muted">{items}</ul>')
 
     sections.append("<h2>Environment</h2>")
     sections.append(

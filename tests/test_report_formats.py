@@ -115,7 +115,7 @@ def test_html_escapes_every_third_party_string(board: pd.DataFrame, frame: pd.Da
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "nll_test ↓" in page and "precision ↑" in page
-    assert "1.10 ± 0.25 (1)" in page
+    assert "1.10&nbsp;±&nbsp;0.25 (1)" in page  # mean ± interval kept on one line
     assert "ValueError: bad" in page  # the traceback is there, folded and escaped
     assert "Content-Security-Policy" in page
 

@@ -109,7 +109,7 @@ def test_every_third_party_string_is_escaped(page: str) -> None:
 
 def test_page_holds_leaderboard_environment_and_problems(page: str) -> None:
     assert "nll_test ↓" in page and "acc ↑" in page
-    assert "1.1 ± 1.3 (1)" in page
+    assert "1.1&nbsp;±&nbsp;1.3 (1)" in page  # mean ± interval kept on one line
     assert "2025-03-01" in page and "0.1.0" in page and "2.3.1" in page
     problems = page[page.index("Skipped and failed cells") :]
     assert "error" in problems and "skipped" in problems
