@@ -167,7 +167,7 @@ def _plot_help() -> str:
     "-o",
     "--output",
     default=None,
-    help="Path without extension; writes STEM.png and STEM.svg (default: RESULTS/plots/...).",
+    help="Path without extension; writes STEM.png and STEM.svg (default: RESULTS/_plots/...).",
 )
 def plot_command(
     kind: str,
@@ -197,7 +197,7 @@ def plot_command(
             fig, name = plot_kind.draw(df, read.directions, request)
         except ValueError as exc:  # the plotting functions' own checks of their input
             raise UsageError(f"plot {kind}: {exc}.") from None
-    stem = Path(output) if output else results_folder(results) / "plots" / slug(f"{name}_{task}")
+    stem = Path(output) if output else results_folder(results) / "_plots" / slug(f"{name}_{task}")
     if stem.suffix.lower() in (".png", ".svg"):
         stem = stem.with_suffix("")
     try:
@@ -261,7 +261,7 @@ def report_environment(problems: list[str]) -> dict[str, Any]:
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="The HTML file (default: RESULTS/report.html).",
+    help="The HTML file (default: RESULTS/_report.html).",
 )
 @click.option("--title", default="gbench report", show_default=True, help="The page title.")
 @click.option(
@@ -305,7 +305,7 @@ def report_command(
             image_format=images,
             figure_notes=notes,
         )
-    out = Path(output) if output else results_folder(results) / "report.html"
+    out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
     click.echo(str(out))
 

@@ -77,8 +77,8 @@ def add_cell(folder: Path, cell_id: str, **changes: object) -> None:
 
 def expected(folder: Path, metric: str) -> pd.DataFrame:
     """Mean, 95% Student-t half-width and rank (lower is better) of a metric's final values."""
-    # The folder also holds plots/ and report.html, so read the Parquet files by name.
-    df = pd.read_parquet(sorted(folder.glob("*.parquet")))
+    # The folder also holds _plots/ and _report.html, which pyarrow skips by their prefix.
+    df = pd.read_parquet(folder)
     df = df[df.status == "ok"]
     evals = df[df.metric_source != "objective"]
     last = evals.groupby("cell_id").step.max()
@@ -173,7 +173,7 @@ def test_leaderboard_filters(gbench, results_dir: Path) -> None:
     ("args", "message"),
     [
         (["--metric", "nll"], "--metric nll: no such metric in the results. Did you mean"),
-        (["--metric", "nll"], "Available metrics: cov_eig_0, cov_eig_1, mean_0, mean_1"),
+        (["--metric", "nll"], "Available metrics: cov_00, cov_01, cov_11, cov_eig_0, cov_eig_1, mean_0, mean_1"),
         (["--objective", "jspi"], "no objective 'jspi' in the results."),
         (["--objective", "jspi"], "Available: ml, ml[lr=0.02], ml[lr=0.05]."),
         (["--task", "text"], "no task 'text' in the results."),
@@ -275,7 +275,7 @@ def test_plot_kinds_write_png_and_svg_under_plots(
     r = gbench("plot", args[0], str(results_dir), *args[1:])
     assert r.code == 0, r.err
     paths = [Path(p) for p in r.out.split()]
-    assert [p.parent for p in paths] == [results_dir / "plots"] * 2
+    assert [p.parent for p in paths] == [results_dir / "_plots"] * 2
     assert paths[0].name.startswith(name)
     check_images(paths)
 
@@ -294,7 +294,7 @@ def test_plot_output_stem(gbench, results_dir: Path, tmp_path: Path) -> None:
         (["sweep", "--metric", "nll_test"], "plot sweep needs one --metric and a --param"),
         (["sweep", "--metric", "nll_test"], "Swept in these results: lr."),
         (["sweep", "--metric", "nll_test", "--param", "pi"], "--param pi: no cell has this"),
-        (["sweep", "--metric", "bleu", "--param", "lr"], "Available metrics: cov_eig_0"),
+        (["sweep", "--metric", "bleu", "--param", "lr"], "Available metrics: cov_00"),
         (["curves", "--metric", "nll_tset"], "Did you mean 'nll_test'?"),
         (["curves", "--x", "nll_test"], "plot curves does not use --x"),
         (["frontier", "--x", "nll_test"], "plot frontier needs --x and --y metrics"),
@@ -326,7 +326,7 @@ def report_page(results_dir: Path) -> Path:
         main(["report", str(results_dir)])
     except SystemExit as exc:
         assert not exc.code
-    page = results_dir / "report.html"
+    page = results_dir / "_report.html"
     assert page.exists()
     return page
 

@@ -16,8 +16,12 @@ from plugins.figures.figure1 import figure1, s2_against_pi
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("fig1")
     reg = registry_with()
-    cells = grid(reg, objectives="ml,reverse_kl,jspi_exact[pi=[0.1,0.99]]",
-                 tasks="gaussian[angle=20]", metrics="moments")
+    cells = grid(
+        reg,
+        objectives="ml,reverse_kl,jspi_exact[pi=[0.1,0.99]]",
+        tasks="gaussian[angle=20]",
+        metrics="moments",
+    )
     run_grid(cells, out, torch.device("cpu"))
     return read_results([out]).frame, reg
 
@@ -37,11 +41,12 @@ def test_figure1_has_one_panel_per_configuration_in_the_papers_order(results, tm
 
 
 def test_s2_against_pi_draws_the_references(results):
-    frame, reg = results
+    frame, _ = results
     pis = np.array([0.1, 0.5, 0.99])
     curve = (pis, np.array([optimal_isotropic_s2(4, 0.25, p) for p in pis]))
-    fig = s2_against_pi(frame, {"ML": s2_forward_kl(4, 0.25), "reverse KL": s2_reverse_kl(4, 0.25)},
-                        curve)
+    fig = s2_against_pi(
+        frame, {"ML": s2_forward_kl(4, 0.25), "reverse KL": s2_reverse_kl(4, 0.25)}, curve
+    )
     assert isinstance(fig, Figure)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert any(label.startswith("ML: 2.125") for label in labels)
