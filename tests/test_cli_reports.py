@@ -173,7 +173,10 @@ def test_leaderboard_filters(gbench, results_dir: Path) -> None:
     ("args", "message"),
     [
         (["--metric", "nll"], "--metric nll: no such metric in the results. Did you mean"),
-        (["--metric", "nll"], "Available metrics: cov_00, cov_01, cov_11, cov_eig_0, cov_eig_1, mean_0, mean_1"),
+        (
+            ["--metric", "nll"],
+            "Available metrics: cov_00, cov_01, cov_11, cov_eig_0, cov_eig_1, mean_0, mean_1",
+        ),
         (["--objective", "jspi"], "no objective 'jspi' in the results."),
         (["--objective", "jspi"], "Available: ml, ml[lr=0.02], ml[lr=0.05]."),
         (["--task", "text"], "no task 'text' in the results."),

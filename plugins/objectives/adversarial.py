@@ -44,7 +44,7 @@ class AdversarialJSPi(Objective):
         "d_lr": positive(0.002, "discriminator Adam learning rate"),
         "d_width": Param(64, "discriminator hidden width", low=1),
         "d_depth": Param(2, "discriminator hidden layers", low=0),
-        "d_steps": Param(5, "discriminator steps per generator step", low=1),
+        "d_steps": Param(2, "discriminator steps per generator step", low=1),
         "n_samples": Param(512, "samples drawn from Q per step", low=1),
         "generator_loss": Param(
             "minimax",
