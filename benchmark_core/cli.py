@@ -219,9 +219,11 @@ def _report_plugin_failures(registry: Any) -> None:
 
 
 def _add_plugin_commands() -> None:
+    from .cli_reports import install_plot_kinds
     from .plugins import get_registry
 
     registry = get_registry()
+    install_plot_kinds(registry)
     for impl in registry.manager.hook.register_commands.get_hookimpls():
         try:
             impl.function(cli=cli)

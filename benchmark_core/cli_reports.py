@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import UsageError
-from .plot_kinds import PLOT_KINDS, PlotRequest
+from .plot_kinds import PLOT_KINDS, PlotKind, PlotRequest
 from .report_inputs import (
     check_metrics,
     filter_frame,
@@ -308,6 +308,14 @@ def report_command(
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
     click.echo(str(out))
+
+
+def install_plot_kinds(registry: Any) -> None:
+    """Add the plot kinds that plugins registered to ``gbench plot``."""
+    for name, (draw, help_text, options, _) in registry.plots.items():
+        PLOT_KINDS[name] = PlotKind(draw, options, help_text)
+    plot_command.params[0].type = click.Choice(list(PLOT_KINDS))
+    plot_command.help = _plot_help()
 
 
 def add_commands(group: click.Group) -> None:

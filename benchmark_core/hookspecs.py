@@ -26,5 +26,10 @@ def register_metrics(register):
 
 
 @hookspec
+def register_plots(register):
+    """Add ``gbench plot`` kinds by calling ``register(name, draw, help, options=())``."""
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands to the ``gbench`` command group ``cli``."""

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.objectives.adversarial",
     "plugins.metrics.likelihood",
     "plugins.metrics.moments",
+    "plugins.figures.figure1",
 )
 
 ENTRY_POINT_GROUP = "gbench"
@@ -82,6 +83,9 @@ class Registry:
     )
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    plots: dict[str, tuple[Callable[..., Any], str, frozenset[str], PluginInfo]] = field(
+        default_factory=dict
+    )
     manager: pluggy.PluginManager | None = None
 
     def of_kind(self, kind: str) -> dict[str, Entry]:
@@ -195,7 +199,39 @@ def load_registry(env: dict[str, str] | None = None) -> Registry:
                         + traceback.format_exc(limit=-3),
                     )
                 )
+    _collect_plots(registry, pm, infos)
     return registry
+
+
+def _collect_plots(
+    registry: Registry, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]
+) -> None:
+    for impl in pm.hook.register_plots.get_hookimpls():
+        info = infos[impl.plugin_name]
+
+        def register(
+            name: str,
+            draw: Callable[..., Any],
+            help: str,
+            options: Any = (),
+            info: PluginInfo = info,
+        ) -> None:
+            if name in registry.plots:
+                other = registry.plots[name][3]
+                raise PluginError(
+                    f"two plot kinds are named '{name}': from plugins '{other.name}' and "
+                    f"'{info.name}'"
+                )
+            registry.plots[name] = (draw, help, frozenset(options), info)
+
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as exc:
+            registry.failures.append(
+                (info.name, f"register_plots raised {type(exc).__name__}: {exc}")
+            )
 
 
 _REGISTRY: Registry | None = None

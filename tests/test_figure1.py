@@ -23,7 +23,9 @@ def results(tmp_path_factory):
         metrics="moments",
     )
     run_grid(cells, out, torch.device("cpu"))
-    return read_results([out]).frame, reg
+    frame = read_results([out]).frame
+    frame.attrs["folder"] = out
+    return frame, reg
 
 
 def test_figure1_has_one_panel_per_configuration_in_the_papers_order(results, tmp_path):
@@ -60,3 +62,13 @@ def test_figure1_without_moments_is_a_clear_usage_error(results):
     frame, reg = results
     with pytest.raises(UsageError, match="needs the 'moments' metric"):
         figure1(frame[frame.metric == "train_loss"], reg)
+
+
+def test_gbench_plot_figure1_writes_png_and_svg(gbench, results, tmp_path):
+    frame, _ = results
+    folder = frame.attrs["folder"]
+    res = gbench("plot", "figure1", str(folder), "-o", str(tmp_path / "fig"))
+    assert res.code == 0, res.err
+    assert (tmp_path / "fig.png").stat().st_size > 20_000
+    assert (tmp_path / "fig.svg").read_text().lstrip().startswith("<?xml")
+    assert "figure1" in gbench("plot", "--help").out

@@ -18,6 +18,7 @@ import torch
 from matplotlib import colors, patches
 from matplotlib.figure import Figure
 
+from benchmark_core import hookimpl
 from benchmark_core.errors import UsageError
 from benchmark_core.leaderboard import final_rows, interval95
 
@@ -103,9 +104,16 @@ def task_samples(df: pd.DataFrame, task_label: str, registry: Any) -> np.ndarray
 
 
 def figure1(
-    df: pd.DataFrame, registry: Any, task: str | None = None, model: str | None = None
+    df: pd.DataFrame,
+    registry: Any,
+    task: str | None = None,
+    model: str | None = None,
+    fig: Any = None,
 ) -> Figure:
-    """One panel per objective configuration: P's 2-D histogram and Q's 1/2/3-σ contours."""
+    """One panel per objective configuration: P's 2-D histogram and Q's 1/2/3-σ contours.
+
+    Draws into ``fig`` (a Figure or SubFigure) when one is given.
+    """
     final, task, model = _pick(df, task, model)
     configs = _configs(final)
     data = task_samples(df, task, registry)
@@ -114,7 +122,8 @@ def figure1(
     lim = 3.2 * math.sqrt(max(np.var(data[:, 0]), np.var(data[:, 1])))
     ncols = min(len(configs), 4)
     nrows = math.ceil(len(configs) / ncols)
-    fig = Figure(figsize=(3.3 * ncols, 3.5 * nrows + 0.6), layout="constrained")
+    if fig is None:
+        fig = Figure(figsize=(3.3 * ncols, 3.5 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(configs) :]:
         ax.set_visible(False)
@@ -161,6 +170,7 @@ def s2_against_pi(
     task: str | None = None,
     model: str | None = None,
     metric: str = "cov_eig_0",
+    fig: Any = None,
 ) -> Figure:
     """A metric (default Q's largest variance) against π for each JS_π objective.
 
@@ -175,7 +185,8 @@ def s2_against_pi(
         & (allf.metric == metric)
     ]
     allf = allf.assign(pi=[_pi(p) for p in allf.params])
-    fig = Figure(figsize=(9.0, 4.2), layout="constrained")
+    if fig is None:
+        fig = Figure(figsize=(9.0, 4.2), layout="constrained")
     ax = fig.subplots()
     if curve is not None:
         ax.plot(*curve, color="0.35", linewidth=1, label="exact optimum (quadrature)")
@@ -208,3 +219,49 @@ def s2_against_pi(
     ax.set_title(f"{task} · {model}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
+
+
+def gaussian_references(df: pd.DataFrame, task: str, model: str) -> tuple[dict, Any]:
+    """Closed-form ML and reverse-KL optima and the exact JS_π curve, for an isotropic Q
+    fitted to the ``gaussian`` task; nothing for other tasks or models."""
+    rows = df[df.task_label == task]
+    if rows.empty or rows.task.iloc[0] != "gaussian" or model != "isotropic_gaussian":
+        return {}, None
+    from plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
+
+    params = json.loads(rows.params.iloc[0])["task"]
+    a, b = params["a"], params["b"]
+    pis = np.linspace(0.01, 0.99, 50)
+    curve = (pis, np.array([optimal_isotropic_s2(a, b, p) for p in pis]))
+    refs = {
+        "KL[P‖Q] optimum (a+b)/2": s2_forward_kl(a, b),
+        "KL[Q‖P] optimum 2/(1/a+1/b)": s2_reverse_kl(a, b),
+    }
+    return refs, curve
+
+
+def draw(df: pd.DataFrame, directions: dict[str, str], request: Any) -> tuple[Figure, str]:
+    """``gbench plot figure1``: the contour panels above, the metric against π below."""
+    from benchmark_core.plugins import get_registry
+
+    final, task, model = _pick(df, None, None)
+    n_panels = len(_configs(final))
+    ncols = min(n_panels, 4)
+    height = 3.5 * math.ceil(n_panels / ncols) + 0.6
+    fig = Figure(figsize=(max(3.3 * ncols, 9.0), height + 4.4), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[height, 4.4])
+    figure1(df, get_registry(), task, model, fig=top)
+    metric = request.metrics[0] if request.metrics else "cov_eig_0"
+    refs, curve = gaussian_references(df, task, model) if metric == "cov_eig_0" else ({}, None)
+    s2_against_pi(df, refs, curve, task, model, metric, fig=bottom)
+    return fig, "figure1"
+
+
+@hookimpl
+def register_plots(register):
+    register(
+        "figure1",
+        draw,
+        "the paper's Figure 1: P under Q's contours per π, and s² against π",
+        options=("metrics",),
+    )
