@@ -226,6 +226,35 @@ def test_sampling_is_reproducible_and_independent_of_chunking(
     assert not torch.equal(a.tokens, c)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_unshifted_exp_path_agrees_with_max_shifted_path(
+    monkeypatch: pytest.MonkeyPatch, temperature: float
+) -> None:
+    model = _model(300, emb=5, hidden=5, std=0.5)
+    kwargs = {"temperature": temperature, "return_log_prob": True}
+    fast = model.sample(500, 6, generator=torch.Generator().manual_seed(1), **kwargs)
+    monkeypatch.setattr(autoregressive, "_EXP_HEADROOM", 1e9)  # always subtract the max
+    safe = model.sample(500, 6, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert torch.equal(fast.tokens, safe.tokens)
+    torch.testing.assert_close(fast.log_prob, safe.log_prob, atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.tempered_log_prob, safe.tempered_log_prob, atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        safe.tempered_log_prob.double(),
+        _manual_log_prob(model, safe.tokens, temperature),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_large_logits_are_sampled_without_overflow() -> None:
+    model = _model(4, emb=3, hidden=3, std=30.0)  # logits of several hundred
+    out = model.sample(200, 3, generator=torch.Generator().manual_seed(0), return_log_prob=True)
+    assert torch.isfinite(out.log_prob).all()
+    torch.testing.assert_close(
+        out.log_prob.double(), _manual_log_prob(model, out.tokens), atol=1e-4, rtol=0
+    )
+
+
 def test_float64_model_samples_with_float64_log_probs() -> None:
     model = _model(6, emb=3, hidden=3).double()
     out = model.sample(20, 4, generator=torch.Generator().manual_seed(0), return_log_prob=True)

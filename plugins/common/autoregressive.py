@@ -28,6 +28,8 @@ State = tuple[torch.Tensor, torch.Tensor]
 # its page faults (measured: 2-3x slower on CPU). GPUs prefer large blocks.
 _CPU_CHUNK_ELEMENTS = 1 << 20
 _GPU_CHUNK_ELEMENTS = 1 << 26
+# Margin (in log units) below the largest finite float within which exp is trusted unshifted.
+_EXP_HEADROOM = 4.0
 
 
 class SampleOutput(NamedTuple):
@@ -265,8 +267,16 @@ class LSTMCore(nn.Module):
         w_pad[:vocab] = w
         b_pad = torch.full((padded,), -math.inf, dtype=dtype, device=device)
         b_pad[:vocab] = b
+        # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
+        # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
+        bound = float((w.abs().sum(dim=1) + b.abs()).max())
+        log_max = math.log(torch.finfo(dtype).max) - _EXP_HEADROOM
+        shift = greedy or bound / temperature + math.log(padded) > log_max
+        shift1 = bound + math.log(padded) > log_max
         rows = max(1, min(n, self._chunk_elements(device) // padded))
         buf = torch.empty((rows, padded), dtype=dtype, device=device)
+        need_lse1 = return_log_prob and not greedy and temperature != 1.0
+        scratch = torch.empty_like(buf) if need_lse1 and not shift1 else None
 
         token = self.initial_token(n, device)
         state: State | None = None
@@ -293,7 +303,9 @@ class LSTMCore(nn.Module):
                         temperature,
                         blocks,
                         width,
-                        need_lse1=return_log_prob and temperature != 1.0,
+                        shift=shift,
+                        need_lse1=need_lse1,
+                        scratch=None if scratch is None else scratch[: hs.shape[0]],
                     )
                     if return_log_prob:
                         logit = _chosen_logit(hs, w, b, idx).double()
@@ -320,18 +332,32 @@ def _draw(
     temperature: float,
     blocks: int,
     width: int,
+    shift: bool,
     need_lse1: bool,
+    scratch: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Sample one symbol per row of padded logits z (overwritten) from softmax(z / T).
 
     Returns the symbols, logsumexp(z) if need_lse1, and logsumexp(z / T), the last two in
-    float64. u holds one float64 uniform per row.
+    float64. u holds one float64 uniform per row. shift=False skips subtracting the row
+    maximum, for logits known to be small enough for exp; so does a `scratch` buffer (same
+    shape as z) for logsumexp(z).
     """
-    lse1 = torch.logsumexp(z, dim=1).double() if need_lse1 else None
+    lse1 = None
+    if need_lse1:
+        if scratch is None:
+            lse1 = torch.logsumexp(z, dim=1).double()
+        else:
+            lse1 = torch.exp(z, out=scratch).sum(dim=1).double().log()
     if temperature != 1.0:
         z.mul_(1.0 / temperature)
-    m = z.amax(dim=1, keepdim=True)
-    e = z.sub_(m).exp_().view(z.shape[0], blocks, width)
+    if shift:
+        m = z.amax(dim=1, keepdim=True)
+        z.sub_(m)
+        offset: torch.Tensor | float = m.squeeze(1).double()
+    else:
+        offset = 0.0
+    e = z.exp_().view(z.shape[0], blocks, width)
     block_mass = e.sum(dim=2).double()
     cum = block_mass.cumsum(dim=1)
     total = cum[:, -1]
@@ -347,5 +373,5 @@ def _draw(
     rest = torch.minimum(rest.clamp_(min=0.0), torch.nextafter(inner[:, -1:], zero[:, None]))
     j = torch.searchsorted(inner, rest, right=True)
     idx = (blk * width + j).squeeze(1)
-    lse_t = m.squeeze(1).double() + block_mass.sum(dim=1).log()
+    lse_t = offset + block_mass.sum(dim=1).log()
     return idx, lse1, lse_t
