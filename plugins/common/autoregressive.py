@@ -1,0 +1,377 @@
+"""An autoregressive LSTM over a finite vocabulary, with exact log-probabilities.
+
+Conventions
+-----------
+Tokens are integers in ``[0, vocab)``. The model reads a *begin-of-sequence* (BOS) symbol
+before the first token; BOS has the index ``vocab``, so the embedding table has ``vocab + 1``
+rows while the output layer has ``vocab`` logits (BOS is never emitted). The BOS embedding is
+an ordinary parameter: trained with the rest of the model when the model is trained, frozen
+with the rest when it is frozen (the oracle). The LSTM starts from zero hidden and cell states.
+
+Q(x) = prod_n Q(x_n | BOS, x_0, ..., x_{n-1}); every sequence of a given length has a
+probability, and those sum to one over all ``vocab ** length`` sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+# Logit buffers are processed a block of rows at a time: about 4 MiB of float32 stays in cache
+# and is reused, where one (batch x vocab) tensor per step would cost a fresh allocation and
+# its page faults (measured: 2-3x slower on CPU). GPUs prefer large blocks.
+_CPU_CHUNK_ELEMENTS = 1 << 20
+_GPU_CHUNK_ELEMENTS = 1 << 26
+# Margin (in log units) below the largest finite float within which exp is trusted unshifted.
+_EXP_HEADROOM = 4.0
+
+
+class SampleOutput(NamedTuple):
+    """Sequences drawn by `LSTMCore.sample` with their exact log-probabilities.
+
+    Attributes
+    ----------
+    tokens : LongTensor [n, length]
+    log_prob : Tensor [n]
+        log Q(x) under the model itself (temperature 1).
+    tempered_log_prob : Tensor [n]
+        log Q_T(x) under the distribution the sequences were drawn from: each conditional is
+        softmax(logits / T). At T = 0 (greedy) this is 0. Equal to `log_prob` at T = 1.
+    """
+
+    tokens: torch.Tensor
+    log_prob: torch.Tensor
+    tempered_log_prob: torch.Tensor
+
+
+class LSTMCore(nn.Module):
+    """Embedding -> single-layer LSTM -> linear logits; see the module docstring.
+
+    Parameters
+    ----------
+    vocab : int
+        Number of output symbols V; the BOS input symbol has index V.
+    emb, hidden : int
+        Embedding and LSTM state sizes.
+    init : {"default", "normal"}
+        "default" draws from the distributions of PyTorch's own default initialisation
+        (embedding N(0, 1); LSTM and linear U(-1/sqrt(fan), 1/sqrt(fan))); "normal" draws
+        every weight and bias from N(0, std**2) (std = 1 gives the text-GAN oracle).
+    std : float
+        Standard deviation for ``init="normal"``.
+    generator : torch.Generator, optional
+        Source of the initial weights; the global RNG is used only when this is None.
+    length : int, optional
+        Default sequence length for `sample`.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        emb: int = 32,
+        hidden: int = 32,
+        *,
+        init: str = "default",
+        std: float = 1.0,
+        generator: torch.Generator | None = None,
+        length: int | None = None,
+    ) -> None:
+        super().__init__()
+        if vocab < 1 or emb < 1 or hidden < 1:
+            raise ValueError(f"vocab, emb and hidden must be >= 1, got {vocab}, {emb}, {hidden}")
+        if init not in ("default", "normal"):
+            raise ValueError(f"init must be 'default' or 'normal', got {init!r}")
+        self.vocab = vocab
+        self.bos = vocab
+        self.hidden_size = hidden
+        self.length = length
+        # The submodules' own initialisation is discarded (every weight is redrawn below from
+        # `generator`); forking the global RNG keeps it from advancing the caller's stream.
+        # (Building on the meta device instead costs a 2 s torch._dynamo import.)
+        with torch.random.fork_rng(devices=[]):
+            self.embedding = nn.Embedding(vocab + 1, emb)
+            self.lstm = nn.LSTM(emb, hidden, batch_first=True)
+            self.out = nn.Linear(hidden, vocab)
+        self.reset_parameters(init=init, std=std, generator=generator)
+
+    @torch.no_grad()
+    def reset_parameters(
+        self, init: str = "default", std: float = 1.0, generator: torch.Generator | None = None
+    ) -> None:
+        """Redraw every parameter (see the class docstring for `init` and `std`)."""
+        g = generator
+        if init == "normal":
+            for p in self.parameters():
+                p.normal_(0.0, std, generator=g)
+            return
+        self.embedding.weight.normal_(0.0, 1.0, generator=g)
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.lstm.parameters():
+            p.uniform_(-bound, bound, generator=g)
+        bound = 1.0 / math.sqrt(self.out.in_features)
+        self.out.weight.uniform_(-bound, bound, generator=g)
+        self.out.bias.uniform_(-bound, bound, generator=g)
+
+    # ------------------------------------------------------------------ teacher forcing
+    def _check_tokens(self, x: torch.Tensor) -> None:
+        if x.dim() != 2:
+            raise ValueError(
+                f"expected token tensor of shape [batch, length], got {tuple(x.shape)}"
+            )
+        if x.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"expected integer tokens (torch.long), got {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab):
+            raise ValueError(
+                f"tokens must lie in [0, {self.vocab}); got range [{int(x.min())}, {int(x.max())}]"
+            )
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs [B, L, H] where position n has read BOS, x_0, ..., x_{n-1}."""
+        bos = torch.full_like(x[:, :1], self.bos)
+        inputs = torch.cat([bos, x[:, :-1]], dim=1)
+        out, _ = self.lstm(self.embedding(inputs))
+        return out
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits.
+
+        Parameters
+        ----------
+        x : LongTensor [B, L]
+
+        Returns
+        -------
+        Tensor [B, L, V]
+            Row n holds the logits of Q(x_n | BOS, x_0, ..., x_{n-1}).
+        """
+        self._check_tokens(x)
+        if x.shape[1] == 0:
+            return x.new_zeros((x.shape[0], 0, self.vocab), dtype=self.out.weight.dtype)
+        return self.out(self._hidden(x))
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-position log Q(x_n | prefix), shape [B, L]; differentiable.
+
+        The [B, L, V] logits are never materialised at once (they are 4 GB for 10,000
+        sequences of length 20 over 5,000 symbols): the projection runs a block of rows
+        at a time.
+        """
+        self._check_tokens(x)
+        b, length = x.shape
+        if length == 0:
+            return x.new_zeros((b, 0), dtype=self.out.weight.dtype)
+        flat = self._hidden(x).reshape(b * length, -1)
+        targets = x.reshape(-1).long()
+        rows = max(1, self._chunk_elements(flat.device) // self.vocab)
+        parts = [
+            -F.cross_entropy(self.out(flat[s : s + rows]), targets[s : s + rows], reduction="none")
+            for s in range(0, flat.shape[0], rows)
+        ]
+        return torch.cat(parts).view(b, length)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact sequence log-probability log Q(x) = sum_n log Q(x_n | prefix), shape [B]."""
+        return self.token_log_probs(x).sum(dim=1)
+
+    @staticmethod
+    def _chunk_elements(device: torch.device) -> int:
+        return _GPU_CHUNK_ELEMENTS if device.type == "cuda" else _CPU_CHUNK_ELEMENTS
+
+    # ------------------------------------------------------------------ step-wise interface
+    def _advance(self, token: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        out, new_state = self.lstm(self.embedding(token).unsqueeze(1), state)
+        return out[:, 0], new_state
+
+    def initial_token(self, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The BOS input for the first `step` of a batch, LongTensor [batch]."""
+        device = self.out.weight.device if device is None else device
+        return torch.full((batch,), self.bos, dtype=torch.long, device=device)
+
+    def step(self, token: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Advance one position.
+
+        Parameters
+        ----------
+        token : LongTensor [B]
+            The symbol just read: BOS (= ``vocab``, see `initial_token`) at the start,
+            otherwise the previous symbol (true or sampled, as the caller chooses).
+        state : tuple of Tensor, optional
+            Opaque recurrent state returned by the previous call; None at the start
+            (zero hidden and cell states).
+
+        Returns
+        -------
+        logits : Tensor [B, V]
+            Logits of the next symbol; differentiable.
+        state : tuple of Tensor
+        """
+        h, state = self._advance(token, state)
+        return self.out(h), state
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        length: int | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        return_log_prob: bool = False,
+    ) -> torch.Tensor | SampleOutput:
+        """Draw n sequences, all in one batch (one LSTM step per position).
+
+        Parameters
+        ----------
+        n : int
+        length : int, optional
+            Defaults to ``self.length``.
+        temperature : float
+            Each conditional is softmax(logits / temperature); 0 means greedy (argmax).
+        generator : torch.Generator, optional
+            On the model's device; the global RNG is used when None.
+        return_log_prob : bool
+            Also return log Q(x) at temperature 1 and log Q_T(x) under the tempered sampling
+            distribution (see `SampleOutput`), both taken during the sampling pass.
+
+        Returns
+        -------
+        LongTensor [n, length], or `SampleOutput` when return_log_prob.
+            Computed without gradient; score with `log_prob` for a differentiable value.
+        """
+        length = self.length if length is None else length
+        if length is None or length < 0:
+            raise ValueError("give a length >= 0 (or construct the model with length=...)")
+        if not (temperature >= 0.0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
+        w, b = self.out.weight, self.out.bias
+        device, dtype = w.device, w.dtype
+        tokens = torch.empty((n, length), dtype=torch.long, device=device)
+        lp = torch.zeros(n, dtype=torch.float64, device=device)
+        lp_t = torch.zeros(n, dtype=torch.float64, device=device)
+
+        greedy = temperature == 0.0
+        vocab = self.vocab
+        # Two-level inverse-CDF sampling: logits padded to `blocks x width`, the block picked
+        # from block sums, then the symbol inside it. Cheaper than a cumulative sum over the
+        # whole vocabulary, and the padding (bias -inf) has probability exactly 0.
+        width = math.isqrt(vocab - 1) + 1
+        blocks = -(-vocab // width)
+        padded = blocks * width
+        w_pad = torch.zeros((padded, w.shape[1]), dtype=dtype, device=device)
+        w_pad[:vocab] = w
+        b_pad = torch.full((padded,), -math.inf, dtype=dtype, device=device)
+        b_pad[:vocab] = b
+        # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
+        # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
+        bound = float((w.abs().sum(dim=1) + b.abs()).max())
+        log_max = math.log(torch.finfo(dtype).max) - _EXP_HEADROOM
+        shift = greedy or bound / temperature + math.log(padded) > log_max
+        shift1 = bound + math.log(padded) > log_max
+        rows = max(1, min(n, self._chunk_elements(device) // padded))
+        buf = torch.empty((rows, padded), dtype=dtype, device=device)
+        need_lse1 = return_log_prob and not greedy and temperature != 1.0
+        scratch = torch.empty_like(buf) if need_lse1 and not shift1 else None
+
+        token = self.initial_token(n, device)
+        state: State | None = None
+        for t in range(length):
+            h, state = self._advance(token, state)
+            u = (
+                None
+                if greedy
+                else torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+            )
+            for s in range(0, n, rows):
+                hs = h[s : s + rows]
+                z = torch.addmm(b_pad, hs, w_pad.t(), out=buf[: hs.shape[0]])
+                if greedy:
+                    idx = z.argmax(dim=1)
+                    if return_log_prob:
+                        lp[s : s + rows] += (
+                            _chosen_logit(hs, w, b, idx) - torch.logsumexp(z, dim=1)
+                        ).double()
+                else:
+                    idx, lse1, lse_t = _draw(
+                        z,
+                        u[s : s + rows],
+                        temperature,
+                        blocks,
+                        width,
+                        shift=shift,
+                        need_lse1=need_lse1,
+                        scratch=None if scratch is None else scratch[: hs.shape[0]],
+                    )
+                    if return_log_prob:
+                        logit = _chosen_logit(hs, w, b, idx).double()
+                        lp_t[s : s + rows] += logit / temperature - lse_t
+                        lp[s : s + rows] += logit - (lse_t if lse1 is None else lse1)
+                tokens[s : s + rows, t] = idx
+            token = tokens[:, t]
+
+        if not return_log_prob:
+            return tokens
+        return SampleOutput(tokens, lp.to(dtype), lp_t.to(dtype))
+
+
+def _chosen_logit(
+    h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, idx: torch.Tensor
+) -> torch.Tensor:
+    """Logit of symbol idx[i] for row i, recomputed from the hidden state (a dot product)."""
+    return (h * w[idx]).sum(dim=1) + b[idx]
+
+
+def _draw(
+    z: torch.Tensor,
+    u: torch.Tensor,
+    temperature: float,
+    blocks: int,
+    width: int,
+    shift: bool,
+    need_lse1: bool,
+    scratch: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Sample one symbol per row of padded logits z (overwritten) from softmax(z / T).
+
+    Returns the symbols, logsumexp(z) if need_lse1, and logsumexp(z / T), the last two in
+    float64. u holds one float64 uniform per row. shift=False skips subtracting the row
+    maximum, for logits known to be small enough for exp; so does a `scratch` buffer (same
+    shape as z) for logsumexp(z).
+    """
+    lse1 = None
+    if need_lse1:
+        if scratch is None:
+            lse1 = torch.logsumexp(z, dim=1).double()
+        else:
+            lse1 = torch.exp(z, out=scratch).sum(dim=1).double().log()
+    if temperature != 1.0:
+        z.mul_(1.0 / temperature)
+    if shift:
+        m = z.amax(dim=1, keepdim=True)
+        z.sub_(m)
+        offset: torch.Tensor | float = m.squeeze(1).double()
+    else:
+        offset = 0.0
+    e = z.exp_().view(z.shape[0], blocks, width)
+    block_mass = e.sum(dim=2).double()
+    cum = block_mass.cumsum(dim=1)
+    total = cum[:, -1]
+    # Clamping below each total makes searchsorted return an index whose mass is > 0, even
+    # when rounding puts u * total on the boundary.
+    zero = torch.zeros_like(total)
+    target = torch.minimum(u * total, torch.nextafter(total, zero)).unsqueeze(1)
+    blk = torch.searchsorted(cum, target, right=True)
+    before = torch.where(blk > 0, cum.gather(1, (blk - 1).clamp_(min=0)), 0.0)
+    rest = target - before
+    rows = torch.arange(z.shape[0], device=z.device)
+    inner = e[rows, blk.squeeze(1)].double().cumsum(dim=1)
+    rest = torch.minimum(rest.clamp_(min=0.0), torch.nextafter(inner[:, -1:], zero[:, None]))
+    j = torch.searchsorted(inner, rest, right=True)
+    idx = (blk * width + j).squeeze(1)
+    lse_t = offset + block_mass.sum(dim=1).log()
+    return idx, lse1, lse_t
