@@ -20,6 +20,7 @@ STATUS_STYLE = {
     "ok": "green",
     "skipped": "dim",
     "done earlier": "cyan",
+    "running elsewhere": "cyan",
     "error": "red",
     "diverged": "magenta",
     "timeout": "yellow",

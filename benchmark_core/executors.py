@@ -14,6 +14,7 @@ from typing import Protocol
 
 import torch
 
+from .claims import claim, release
 from .errors import ResultsError
 from .grid import Cell
 from .results import cell_state, check_file, result_files, write_cell
@@ -76,15 +77,21 @@ def plan(cells: list[Cell], out_dir: Path, force: bool) -> tuple[list[tuple[Cell
         if force:
             actions.append((cell, "run"))
             continue
-        status, sources, problem = cell_state(out_dir, cell.cell_id)
+        done, problem = is_done(cell, out_dir)
         if problem:
             problems.append(f"{problem} (the cell will be run again)")
-        wanted = {m.name for m in cell.metrics}
-        done = (status == "ok" and wanted <= sources) or (
-            status == "skipped" and cell.skip_reason is not None
-        )
         actions.append((cell, "done" if done else "run"))
     return actions, problems
+
+
+def is_done(cell: Cell, out_dir: Path) -> tuple[bool, str | None]:
+    """Whether the cell's file holds an ok result with every metric asked for (or its skip)."""
+    status, sources, problem = cell_state(out_dir, cell.cell_id)
+    wanted = {m.name for m in cell.metrics}
+    done = (status == "ok" and wanted <= sources) or (
+        status == "skipped" and cell.skip_reason is not None
+    )
+    return done, problem
 
 
 def run_grid(
@@ -105,6 +112,7 @@ def run_grid(
     report = GridReport(out_dir)
     start = time.monotonic()
     actions, report.problems = plan(cells, out_dir, force)
+    out_dir.mkdir(parents=True, exist_ok=True)
     tasks = TaskCache()
     total = len(actions)
     try:
@@ -113,19 +121,24 @@ def run_grid(
                 report.counts["done earlier"] += 1
                 ui.cell_finished(cell, "done earlier", None)
                 continue
-            ui.cell_started(cell, index, total)
-            outcome = run_cell(
-                cell, device, timeout=timeout, task_cache=tasks, progress=ui.cell_progress
-            )
-            write_cell(
-                out_dir,
-                cell.cell_id,
-                outcome.rows,
-                {
-                    "directions": outcome.directions,
-                    "budget": cell.budget.as_dict(),
-                },
-            )
+            held = claim(out_dir, cell.cell_id)
+            if held is None:
+                report.counts["running elsewhere"] += 1
+                ui.cell_finished(cell, "running elsewhere", None)
+                continue
+            try:
+                if not force and is_done(cell, out_dir)[0]:
+                    report.counts["done earlier"] += 1  # another process finished it meanwhile
+                    ui.cell_finished(cell, "done earlier", None)
+                    continue
+                ui.cell_started(cell, index, total)
+                outcome = run_cell(
+                    cell, device, timeout=timeout, task_cache=tasks, progress=ui.cell_progress
+                )
+                meta = {"directions": outcome.directions, "budget": cell.budget.as_dict()}
+                write_cell(out_dir, cell.cell_id, outcome.rows, meta)
+            finally:
+                release(held)
             report.counts[outcome.status] += 1
             if outcome.status not in ("ok", "skipped"):
                 report.failed.append((cell, outcome.status, outcome.error or ""))

@@ -154,8 +154,12 @@ class _CellRun:
 
     def record(self, step: int, name: str, source: Configured | None, est: Estimate) -> None:
         plugin = source.entry.plugin if source is not None else self.cell.objective.entry.plugin
+        note = None
+        if not math.isfinite(est.value):
+            note = f"{name} returned {'NaN' if math.isnan(est.value) else est.value}"
         self.rows.append(
             {
+                "error": note,
                 **self.base,
                 "step": step,
                 "metric": name,
@@ -245,7 +249,8 @@ class _CellRun:
         wall = time.monotonic() - self.start
         rows = self.rows or [{**self.base, "step": 0, "value": math.nan, "stderr": math.nan}]
         for row in rows:
-            row.update(status=status, error=error, wall_time_s=wall)
+            # A row's own note (a metric that returned NaN) is kept; the cell's error wins.
+            row.update(status=status, error=error or row.get("error"), wall_time_s=wall)
         return Outcome(status, rows, error, wall, self.directions)
 
 

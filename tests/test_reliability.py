@@ -1,0 +1,110 @@
+"""Faults and what gbench does about them; each test is named after its fault."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import grid, registry_with
+
+from benchmark_core.claims import claim, release
+from benchmark_core.components import Metric
+from benchmark_core.results import read_results
+from benchmark_core.runner import run_cell
+from plugins.objectives.ml import MaximumLikelihood
+
+CPU = torch.device("cpu")
+GRID = [
+    "run",
+    "--objectives",
+    "ml",
+    "--tasks",
+    "gaussian[a=[1,2,3,4]]",
+    "--models",
+    "isotropic_gaussian,gaussian",
+    "--budget",
+    "smoke",
+]
+
+
+def counts(stdout: str) -> dict[str, int]:
+    return {k: int(v) for k, v in re.findall(r"│ ([a-z ]+?)\s+│\s+(\d+) │", stdout)}
+
+
+class RaiseInSetup(MaximumLikelihood):
+    name = "raise_in_setup"
+
+    def setup(self, model, task, budget):
+        raise RuntimeError("no optimiser for you")
+
+
+class NaNMetric(Metric):
+    name = "nan_metric"
+
+    def compute(self, model, task, ctx):
+        return {"nan_metric": float("nan")}
+
+
+def test_plugin_raising_in_setup_is_recorded_as_error():
+    [cell] = grid(registry_with(RaiseInSetup), objectives="raise_in_setup")
+    out = run_cell(cell, CPU)
+    assert out.status == "error" and "RuntimeError: no optimiser for you" in out.error
+
+
+def test_metric_returning_nan_is_recorded_with_a_message():
+    [cell] = grid(registry_with(NaNMetric), metrics="nan_metric,nll_test")
+    out = run_cell(cell, CPU)
+    assert out.status == "ok"
+    nan_rows = [r for r in out.rows if r["metric"] == "nan_metric"]
+    assert nan_rows and all(r["error"] == "nan_metric returned NaN" for r in nan_rows)
+    assert all(r["error"] is None for r in out.rows if r["metric"] == "nll_test")
+
+
+def test_claims_are_exclusive_and_stale_claims_of_dead_processes_are_taken_over(tmp_path):
+    held = claim(tmp_path, "abc")
+    assert held is not None and claim(tmp_path, "abc") is None
+    release(held)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".abc.claim").write_text(f"{socket.gethostname()} {dead.pid}\n")
+    taken = claim(tmp_path, "abc")
+    assert taken is not None and str(os.getpid()) in taken.read_text()
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_folder_run_each_cell_exactly_once(tmp_path):
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--out", str(out)]
+    env = {**os.environ, "COLUMNS": "200"}
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    tallies = [counts(o[0]) for o in outputs]
+    assert sum(t.get("ok", 0) for t in tallies) == 8, tallies
+    frame = read_results([out], strict=True).frame
+    assert frame.cell_id.nunique() == 8 and (frame.status == "ok").all()
+    assert len(list(out.glob("*.parquet"))) == 8 and not list(out.glob(".*.claim"))
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_path):
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--seeds", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.parquet"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command to resume" in stderr
+    statuses = read_results([out], strict=True).frame.groupby("cell_id").status.first()
+    assert (statuses == "ok").sum() >= 2 and set(statuses) <= {"ok", "interrupted"}
+    assert not list(out.glob(".*.claim"))
