@@ -34,6 +34,7 @@ CONFIG_KEYS = (
     "out",
     "timeout",
     "force",
+    "deterministic",
 )
 
 console = Console(stderr=False)
@@ -109,6 +110,11 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     "--timeout", default=None, type=click.FloatRange(min=0, min_open=True), help="Seconds per cell."
 )
 @click.option("--force", is_flag=True, help="Rerun cells that already have results.")
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Use only deterministic kernels (bit-for-bit on CUDA too; slower). CPU is already.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the grid with skip reasons; run nothing.")
 @click.option(
     "--config", "config_path", default=None, help="A TOML file holding any of these options."
@@ -144,6 +150,10 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
         options["budget"],
     )
     device = resolve_device(str(options["device"]))
+    if options["deterministic"]:
+        from .runner import enable_determinism
+
+        enable_determinism()
     out = Path(options["out"])
     timeout = None if options["timeout"] is None else float(options["timeout"])
 

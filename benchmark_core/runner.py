@@ -67,6 +67,16 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def enable_determinism() -> None:
+    """Make CUDA runs repeatable: deterministic kernels only (an error where none exists)."""
+    import os
+
+    # cuBLAS needs a fixed workspace to be deterministic; it must be set before CUDA starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 def seed_everything(seed: int) -> None:
     """Seed every random source a cell may touch."""
     random.seed(seed)

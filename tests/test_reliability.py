@@ -108,3 +108,26 @@ def test_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_path):
     statuses = read_results([out], strict=True).frame.groupby("cell_id").status.first()
     assert (statuses == "ok").sum() >= 2 and set(statuses) <= {"ok", "interrupted"}
     assert not list(out.glob(".*.claim"))
+
+
+def test_deterministic_flag_turns_on_deterministic_kernels(gbench, tmp_path):
+    try:
+        res = gbench(
+            "run",
+            "--objectives",
+            "ml",
+            "--tasks",
+            "gaussian",
+            "--models",
+            "isotropic_gaussian",
+            "--budget",
+            "smoke",
+            "--deterministic",
+            "--out",
+            str(tmp_path / "r"),
+        )
+        assert res.code == 0
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
