@@ -35,6 +35,7 @@ CONFIG_KEYS = (
     "timeout",
     "force",
     "deterministic",
+    "jobs",
 )
 
 console = Console(stderr=False)
@@ -109,6 +110,14 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 @click.option(
     "--timeout", default=None, type=click.FloatRange(min=0, min_open=True), help="Seconds per cell."
 )
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (GPUs shared round-robin); >1 also makes --timeout a hard kill.",
+)
 @click.option("--force", is_flag=True, help="Rerun cells that already have results.")
 @click.option(
     "--deterministic",
@@ -172,7 +181,13 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
     try:
         with RichGridUI(console, len(cells)) as ui:
             report = run_grid(
-                cells, out, device, force=bool(options["force"]), timeout=timeout, ui=ui
+                cells,
+                out,
+                device,
+                force=bool(options["force"]),
+                timeout=timeout,
+                ui=ui,
+                jobs=int(options["jobs"]),
             )
     finally:
         signal.signal(signal.SIGTERM, previous)

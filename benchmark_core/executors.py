@@ -17,6 +17,7 @@ import torch
 from .claims import claim, release
 from .errors import ResultsError
 from .grid import Cell
+from .pool import run_pool
 from .results import cell_state, check_file, result_files, write_cell
 from .runner import Outcome, TaskCache, run_cell
 
@@ -102,51 +103,70 @@ def run_grid(
     force: bool = False,
     timeout: float | None = None,
     ui: GridUI | None = None,
+    jobs: int = 1,
 ) -> GridReport:
     """Run every cell that is not done yet, writing each one's file as soon as it ends.
 
-    Ctrl-C ends the cell in flight as ``interrupted`` (its partial rows are kept, and it is
-    run again next time) and stops the grid; every finished cell's file is already on disk.
+    ``jobs`` > 1 runs cells in that many worker processes (see :mod:`benchmark_core.pool`),
+    where the time limit is enforced by killing the worker. Ctrl-C ends the cells in flight
+    as ``interrupted`` (partial rows kept in-process; they are run again next time) and stops
+    the grid; every finished cell's file is already on disk.
     """
     ui = ui or SilentUI()
     report = GridReport(out_dir)
     start = time.monotonic()
     actions, report.problems = plan(cells, out_dir, force)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = TaskCache()
-    total = len(actions)
+    pending = []
+    for cell, action in actions:
+        if action == "done":
+            report.counts["done earlier"] += 1
+            ui.cell_finished(cell, "done earlier", None)
+        else:
+            pending.append(cell)
+
+    def acquire(cell: Cell) -> Path | None:
+        held = claim(out_dir, cell.cell_id)
+        if held is None:
+            report.counts["running elsewhere"] += 1
+            ui.cell_finished(cell, "running elsewhere", None)
+        elif not force and is_done(cell, out_dir)[0]:
+            release(held)  # another process finished it since the plan was made
+            report.counts["done earlier"] += 1
+            ui.cell_finished(cell, "done earlier", None)
+            return None
+        return held
+
+    def finish(cell: Cell, outcome: Outcome, held: Path) -> bool:
+        try:
+            meta = {"directions": outcome.directions, "budget": cell.budget.as_dict()}
+            write_cell(out_dir, cell.cell_id, outcome.rows, meta)
+        finally:
+            release(held)
+        report.counts[outcome.status] += 1
+        if outcome.status not in ("ok", "skipped"):
+            report.failed.append((cell, outcome.status, outcome.error or ""))
+        ui.cell_finished(cell, outcome.status, outcome)
+        if outcome.status == "interrupted":
+            report.interrupted = True
+        return not report.interrupted
+
     try:
-        for index, (cell, action) in enumerate(actions):
-            if action == "done":
-                report.counts["done earlier"] += 1
-                ui.cell_finished(cell, "done earlier", None)
-                continue
-            held = claim(out_dir, cell.cell_id)
-            if held is None:
-                report.counts["running elsewhere"] += 1
-                ui.cell_finished(cell, "running elsewhere", None)
-                continue
-            try:
-                if not force and is_done(cell, out_dir)[0]:
-                    report.counts["done earlier"] += 1  # another process finished it meanwhile
-                    ui.cell_finished(cell, "done earlier", None)
+        if jobs > 1:
+            run_pool(pending, jobs, device, timeout, acquire, finish)
+        else:
+            tasks = TaskCache()
+            for index, cell in enumerate(pending):
+                held = acquire(cell)
+                if held is None:
                     continue
-                ui.cell_started(cell, index, total)
+                ui.cell_started(cell, index, len(pending))
                 outcome = run_cell(
                     cell, device, timeout=timeout, task_cache=tasks, progress=ui.cell_progress
                 )
-                meta = {"directions": outcome.directions, "budget": cell.budget.as_dict()}
-                write_cell(out_dir, cell.cell_id, outcome.rows, meta)
-            finally:
-                release(held)
-            report.counts[outcome.status] += 1
-            if outcome.status not in ("ok", "skipped"):
-                report.failed.append((cell, outcome.status, outcome.error or ""))
-            ui.cell_finished(cell, outcome.status, outcome)
-            if outcome.status == "interrupted":
-                report.interrupted = True
-                break
-    except KeyboardInterrupt:  # between cells: nothing is in flight, nothing to record
+                if not finish(cell, outcome, held):
+                    break
+    except KeyboardInterrupt:  # between cells, or the pool already recorded its cells
         report.interrupted = True
     report.wall_time_s = time.monotonic() - start
     return report

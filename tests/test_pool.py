@@ -1,0 +1,69 @@
+"""``gbench run -j N``: worker processes, identical results, hard time limits, dead workers."""
+
+import os
+import time
+
+import pytest
+import torch
+from conftest import grid, registry_with
+
+from benchmark_core.executors import run_grid
+from benchmark_core.results import read_results
+from plugins.objectives.ml import MaximumLikelihood
+
+pytestmark = pytest.mark.slow
+CPU = torch.device("cpu")
+COLS = ["cell_id", "step", "metric", "value", "stderr", "status"]
+
+
+class HangsForever(MaximumLikelihood):
+    """A step that never returns: only killing the worker ends it."""
+
+    name = "hangs_forever"
+
+    def step(self, batch, step):
+        if step == 3:
+            while True:
+                time.sleep(1)
+        return super().step(batch, step)
+
+
+class KillsItsWorker(MaximumLikelihood):
+    """A step that takes the whole process down, as a segfault or the OOM killer would."""
+
+    name = "kills_its_worker"
+
+    def step(self, batch, step):
+        os._exit(9)
+
+
+def frame(folder):
+    return read_results([folder], strict=True).frame.sort_values(COLS[:3]).reset_index(drop=True)
+
+
+def test_two_workers_give_the_same_results_as_one_process(tmp_path):
+    cells = grid(registry_with(), tasks="gaussian[a=[1,2]]", models=None, seeds="2")
+    one = run_grid(cells, tmp_path / "one", CPU)
+    two = run_grid(cells, tmp_path / "two", CPU, jobs=2)
+    assert one.counts["ok"] == two.counts["ok"] == 8
+    a, b = frame(tmp_path / "one"), frame(tmp_path / "two")
+    assert a[COLS].equals(b[COLS])  # bit for bit: seeding does not depend on the process
+
+
+def test_a_hanging_step_is_killed_at_the_time_limit_and_the_grid_goes_on(tmp_path):
+    cells = grid(registry_with(HangsForever), objectives="hangs_forever,ml")
+    start = time.monotonic()
+    report = run_grid(cells, tmp_path, CPU, jobs=2, timeout=8.0)
+    assert time.monotonic() - start < 60
+    statuses = frame(tmp_path).groupby("label").status.first().to_dict()
+    assert statuses == {"hangs_forever": "timeout", "ml": "ok"}
+    assert report.counts["timeout"] == 1 and "killed after" in report.failed[0][2]
+
+
+def test_a_worker_process_dying_marks_its_cell_error_and_the_grid_goes_on(tmp_path):
+    cells = grid(registry_with(KillsItsWorker), objectives="kills_its_worker,ml", seeds="2")
+    report = run_grid(cells, tmp_path, CPU, jobs=2)
+    statuses = frame(tmp_path).groupby(["label", "seed"]).status.first()
+    assert set(statuses["kills_its_worker"]) == {"error"} and set(statuses["ml"]) == {"ok"}
+    assert all("worker process died (exit code 9)" in err for _, _, err in report.failed)
+    assert not list(tmp_path.glob(".*.claim"))
