@@ -293,6 +293,7 @@ def report_command(
     read = load_results(results)
     df = filter_frame(read.frame, tasks, models, objectives, budget, one_budget=False)
     figures, notes = default_figures(df, read.directions)
+    figures.update(_plugin_figures(df, read.directions))
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     with warnings_to_stderr():
@@ -308,6 +309,21 @@ def report_command(
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
     click.echo(str(out))
+
+
+def _plugin_figures(df: Any, directions: dict[str, str]) -> dict[str, Any]:
+    """Figures of the plot kinds plugins added (Figure 1, say), for each task they can draw."""
+    from .plugins import get_registry
+
+    figures = {}
+    for draw, help_text, _, _ in get_registry().plots.values():
+        for task in sorted(df["task_label"].dropna().unique()):
+            try:
+                fig, _ = draw(df[df["task_label"] == task], directions, PlotRequest())
+            except (UsageError, ValueError, KeyError):
+                continue  # this kind does not apply to these results
+            figures[f"{task}: {help_text}"] = fig
+    return figures
 
 
 def install_plot_kinds(registry: Any) -> None:

@@ -95,8 +95,19 @@ def parameter_values(df: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 def swept_parameters(df: pd.DataFrame) -> list[str]:
-    """Return the qualified parameters (``"objective.pi"``) that take several values."""
-    return [key for key, values in parameter_values(df).items() if len(values) > 1]
+    """Return the qualified parameters (``"objective.pi"``) that take several values within
+    one component: jspi's lr differing from ml's is a difference of defaults, not a sweep."""
+    runs = latest_runs(df)
+    cells = runs.loc[runs["status"] == "ok"].groupby("cell_id")[["params", *SWEEP_ROLES]].first()
+    seen: dict[tuple[str, str, str], set[str]] = {}
+    for row in cells.dropna(subset=["params"]).itertuples():
+        p = json.loads(row.params)
+        for role in SWEEP_ROLES:
+            for name, value in (p.get(role) or {}).items():
+                key = (role, getattr(row, role), name)
+                seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    swept = {f"{role}.{name}" for (role, _, name), values in seen.items() if len(values) > 1}
+    return sorted(swept)
 
 
 def _try(

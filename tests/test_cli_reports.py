@@ -346,6 +346,8 @@ def test_report_is_one_self_contained_page(report_page: Path, results_dir: Path)
         "gaussian: final nll_oracle against lr",
         "gaussian: final nll_test against lr",
         "gaussian: nll_oracle against nll_test, final values",
+        # a plot kind that a plugin registered (plugins/figures/figure1.py)
+        "gaussian: the paper&#x27;s Figure 1: P under Q&#x27;s contours per π, and s² against π",
     ]
     # The leaderboard, with the numbers pandas gives.
     from benchmark_core.formatting import format_estimate
@@ -408,7 +410,7 @@ def test_report_opens_in_headless_chromium(report_page: Path, tmp_path: Path) ->
     dom = chromium(report_page, tmp_path / "p1", "--enable-logging=stderr", "--v=0", "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_lines(dom.stderr) == []
-    assert "<h2>Leaderboards</h2>" in dom.stdout and dom.stdout.count("<img") == 4
+    assert "<h2>Leaderboards</h2>" in dom.stdout and dom.stdout.count("<img") == 5
     assert "<h2>Skipped and failed cells</h2>" in dom.stdout
 
     shot = tmp_path / "report.png"
