@@ -4,6 +4,7 @@ suite; and the suite fails, with a message naming the culprit, on broken compone
 import ast
 import inspect
 import math
+import re
 
 import pytest
 import torch
@@ -290,3 +291,12 @@ def test_check_plugin_exits_1_and_names_the_failure(gbench, monkeypatch):
     assert (
         "FAIL objective:bad_default:params: objective 'bad_default' (plugin 'tests'" in failed.err
     )
+
+
+def test_the_plugin_in_contributing_runs_and_conforms():
+    source = (REPO / "CONTRIBUTING.md").read_text()
+    code = re.search(r"```python\n# gbench_mine.py\n(.*?)```", source, re.S).group(1)
+    namespace = {}
+    exec(code, namespace)
+    results = _results(namespace["MomentMatch"])
+    assert {r.status for r in results.values()} == {"pass"}, results
