@@ -134,6 +134,8 @@ def _bad_values(spec: Param) -> list[Any]:
             bad.append("".join(sorted(map(str, spec.choices))) + "_not_a_choice")
     elif kind is list:
         bad += ["not-a-list", [[1, 2]]]
+    if spec.choices and kind in (int, float):
+        bad.append(kind(max(spec.choices) + 1))
     return bad
 
 

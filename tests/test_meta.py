@@ -2,6 +2,7 @@
 suite; and the suite fails, with a message naming the culprit, on broken components."""
 
 import ast
+import functools
 import inspect
 import math
 import re
@@ -11,8 +12,8 @@ import torch
 from conftest import REPO, registry_with
 
 from benchmark_core import conformance, hookspecs
-from benchmark_core.components import Estimate, Metric, Objective
-from benchmark_core.params import positive
+from benchmark_core.components import Estimate, Metric, Model, Objective, Task
+from benchmark_core.params import Param, positive
 from plugins.models.gaussian import IsotropicGaussian
 from plugins.objectives.ml import MaximumLikelihood
 from plugins.tasks.gaussian import GaussianTask
@@ -24,6 +25,7 @@ HOOKS = sorted(
 )
 
 
+@functools.cache
 def _test_names() -> set[str]:
     names = set()
     for path in (REPO / "tests").rglob("test_*.py"):
@@ -300,3 +302,90 @@ def test_the_plugin_in_contributing_runs_and_conforms():
     exec(code, namespace)
     results = _results(namespace["MomentMatch"])
     assert {r.status for r in results.values()} == {"pass"}, results
+
+
+# --- sequence tasks and models -------------------------------------------------------------
+
+
+class ToySequenceTask(Task):
+    """Three independent positions over three symbols: small enough to enumerate."""
+
+    name = "toy_sequence"
+    description = "independent categorical positions (3 symbols, length 3)"
+    kind = "sequence"
+    provides = frozenset({"log_prob", "sample", "enumerable"})
+    default_models = ("toy_sequence_model",)
+    param_spec = {"seed": Param(0, "seed of the fixed data", low=0)}
+    vocab_size, length = 3, 3
+
+    def setup(self):
+        self.probs = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+        gen = torch.Generator().manual_seed(self.seed)
+        self.train, self.test = self._draw(512, gen), self._draw(256, gen)
+
+    def _draw(self, n, gen=None):
+        return torch.multinomial(self.probs, n, replacement=True, generator=gen).T
+
+    def log_prob(self, x):
+        return self.probs.log()[torch.arange(self.length), x].sum(1)
+
+    def sample(self, n):
+        return self._draw(n)
+
+
+class ToySequenceModel(Model):
+    """Independent softmax positions."""
+
+    name = "toy_sequence_model"
+    description = "independent categorical positions with learnable logits"
+    kinds = frozenset({"sequence"})
+    provides = frozenset({"log_prob", "sample"})
+
+    def build(self, task):
+        self.logits = torch.nn.Parameter(torch.randn(task.length, task.vocab_size))
+
+    def log_probs(self):
+        return self.logits.log_softmax(-1)
+
+    def log_prob(self, x):
+        return self.log_probs()[torch.arange(self.logits.shape[0]), x].sum(1)
+
+    def sample(self, n):
+        with torch.no_grad():
+            return torch.multinomial(self.log_probs().exp(), n, replacement=True).T
+
+
+class UnnormalisedSequenceModel(ToySequenceModel):
+    name = "bad_sequence_model"
+
+    def log_probs(self):
+        return self.logits - 1.0
+
+
+class TokenOutOfRangeTask(ToySequenceTask):
+    name = "bad_tokens"
+    default_models = ()
+
+    def sample(self, n):
+        return self._draw(n) + 1  # 3 is not a symbol
+
+
+def test_sequence_components_conform_and_builtins_run_on_them():
+    results = _results(ToySequenceTask, ToySequenceModel)
+    assert {r.status for r in results.values()} == {"pass"}, results
+    registry = registry_with(ToySequenceTask, ToySequenceModel)
+    ml = conformance.run(conformance.collect(registry, ["plugins.objectives.ml"]))
+    statuses = {r.check.id: r.status for r in ml}
+    assert statuses["objective:ml:smoke_cell[sequence]"] == "pass", ml
+    assert set(statuses.values()) == {"pass"}, ml
+
+
+def test_a_sequence_model_whose_probabilities_do_not_sum_to_one_fails():
+    results = _results(ToySequenceTask, UnnormalisedSequenceModel)
+    message = _failure(results, "model:bad_sequence_model:density[sequence]")
+    assert "exp(log_prob) sums to" in message and "over all 3^3 sequences, not 1" in message
+
+
+def test_a_task_sampling_tokens_outside_its_vocabulary_fails():
+    message = _failure(_results(TokenOutOfRangeTask), "task:bad_tokens:capabilities")
+    assert "provides 'sample': sample(64) holds tokens outside [0, 3)" in message
