@@ -183,6 +183,8 @@ class Workbench:
 
         self.registry = registry
         self.cache = TaskCache()
+        #: results one check computes and another reuses (a metric's value names)
+        self.memo: dict[tuple[str, ...], Any] = {}
 
     def task(self, entry: Entry) -> Task:
         """The task with default parameters, built as the runner builds it (and shared)."""
