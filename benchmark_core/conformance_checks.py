@@ -1,4 +1,5 @@
-"""The checks of the conformance suite, one function per declaration; see :mod:`.conformance`."""
+"""Which checks apply to a component (:func:`checks_for`), and the checks of declarations,
+parameters, tasks and models; see :mod:`.conformance`."""
 
 from __future__ import annotations
 
@@ -9,18 +10,8 @@ from typing import Any
 import torch
 
 from .budgets import PROFILES, Budget
-from .components import (
-    KINDS,
-    Model,
-    Task,
-)
-from .conformance import (
-    Check,
-    NotApplicable,
-    Workbench,
-    build_model,
-    fail,
-)
+from .components import KINDS, Model, Task
+from .conformance import Check, NotApplicable, Workbench, build_model, fail
 from .conformance_density import sequence_problems, vector_problems
 from .conformance_runs import (
     DIRECTIONS,
