@@ -59,7 +59,9 @@ def vector_problems(dist: Any, seed: int = 0) -> list[str]:
         return []
     x = x.double()
     mean = x.mean(0)
-    cov = torch.cov(x.T).reshape(dim, dim) + 1e-6 * torch.eye(dim, dtype=x.dtype)
+    cov = torch.cov(x.T).reshape(dim, dim)
+    # A jitter relative to the spread, so that a very narrow Q keeps a proposal of its size.
+    cov = cov + (1e-6 * torch.diagonal(cov).mean() + 1e-12) * torch.eye(dim, dtype=x.dtype)
     broad = torch.distributions.MultivariateNormal(mean, 4 * cov)
     centres = x[:N_KERNELS]
     h2 = N_KERNELS ** (-2 / (dim + 4))  # Scott's factor, squared
