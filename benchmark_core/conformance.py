@@ -128,9 +128,10 @@ def select_plugins(registry: Registry, names: Iterable[str]) -> list[PluginInfo]
             if _norm(name) in (_norm(p.distribution), _norm(p.name), _norm(p.module))
         ]
         if not hits:
-            failed = [n for n, _ in registry.failures if _norm(n) == _norm(name)]
+            failed = [e for n, e in registry.failures if _norm(n) == _norm(name)]
             if failed:
-                raise UsageError(f"plugin '{name}' is installed but failed to load; see warnings.")
+                first = failed[0].strip().splitlines()[0]
+                raise UsageError(f"plugin '{name}' is installed but failed to load: {first}")
             known = sorted(
                 {p.distribution for p in registry.plugins} | {p.name for p in registry.plugins}
             )
