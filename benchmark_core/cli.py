@@ -279,11 +279,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-# The reporting commands (leaderboard, plot, report) live in their own module. Added here,
-# before the __main__ guard, so that `python -m benchmark_core.cli` has them too.
+# The reporting commands (leaderboard, plot, report) and check-plugin live in their own
+# modules. Added here, before the __main__ guard, so that `python -m benchmark_core.cli` has
+# them too.
+from .cli_check import add_commands as _add_check_commands  # noqa: E402
 from .cli_reports import add_commands as _add_report_commands  # noqa: E402
 
 _add_report_commands(cli)
+_add_check_commands(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

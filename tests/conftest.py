@@ -15,6 +15,10 @@ from benchmark_core.plugins import reset_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
+# gbench's own pytest plugin (installed as a pytest11 entry point; named here too so that the
+# tests also run from a source tree that was never installed).
+pytest_plugins = ["benchmark_core.pytest_plugin"]
+
 
 @dataclass
 class Result:
@@ -55,6 +59,7 @@ def registry_with(*classes):
 
     registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
     info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
+    registry.plugins.append(info)
     for cls in classes:
         kind = next(k for k, (_, base) in KINDS.items() if issubclass(cls, base))
         registry.components[kind][cls.name] = Entry(kind, cls, info)
