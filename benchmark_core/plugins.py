@@ -25,12 +25,18 @@ from .errors import PluginError, UsageError, did_you_mean
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tasks.gaussian",
+    "plugins.tasks.mixture",
     "plugins.models.gaussian",
+    "plugins.models.mixture",
+    "plugins.models.flow",
+    "plugins.models.generator",
     "plugins.objectives.ml",
     "plugins.objectives.divergences",
     "plugins.objectives.adversarial",
     "plugins.metrics.likelihood",
     "plugins.metrics.moments",
+    "plugins.metrics.divergences",
+    "plugins.metrics.two_sample",
     "plugins.figures.figure1",
 )
 

@@ -22,6 +22,8 @@ ISSUE_CMD = [
     "2",
     "--budget",
     "smoke",
+    "--metrics",
+    "moments",
 ]
 
 
@@ -116,7 +118,10 @@ def test_dry_run_prints_the_grid_with_skip_reasons_and_runs_nothing(gbench, tmp_
     text = " ".join(res.out.split())
     assert "4 cells" in text and "run: 2" in text and "skip: 2" in text
     assert "needs_seq works on sequence tasks; gaussian is a vector task" in text
-    assert "metrics moments, nll_oracle, nll_test" in text
+    assert (
+        "metrics c2st, jspi, kl_forward, kl_reverse, mmd, moments, nll_oracle, nll_test, prdc"
+        in text
+    )
     assert not out.exists()
 
 
@@ -133,6 +138,8 @@ def test_a_failed_cell_gives_exit_code_1_and_the_grid_goes_on(gbench, tmp_path, 
         "smoke",
         "--models",
         "isotropic_gaussian",
+        "--metrics",
+        "nll_test",
         "--out",
         str(out),
     )

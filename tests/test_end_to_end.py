@@ -27,6 +27,8 @@ GRID = [
     "2",
     "--budget",
     "smoke",
+    "--metrics",
+    "nll_test,moments",
 ]
 N_CELLS = 16
 
@@ -126,6 +128,8 @@ def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
         "isotropic_gaussian",
         "--budget",
         "smoke",
+        "--metrics",
+        "nll_test",
         "--out",
         str(out),
         env=env,

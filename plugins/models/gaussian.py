@@ -10,6 +10,7 @@ from torch import nn
 from benchmark_core import hookimpl
 from benchmark_core.components import Model, Task
 from benchmark_core.params import Param, positive
+from plugins.common.densities import GaussianComponents
 
 _INIT = {
     "init_scale": positive(1.0, "initial standard deviation"),
@@ -44,6 +45,10 @@ class IsotropicGaussian(Model):
 
     def covariance(self) -> torch.Tensor:
         return torch.exp(2 * self.log_s) * torch.eye(self.dim, device=self.mu.device)
+
+    def gaussian_components(self) -> GaussianComponents:
+        """Q as a one-component Gaussian mixture (for quadrature; see common/densities.py)."""
+        return GaussianComponents.of([1.0], self.mu, self.covariance())
 
 
 class FullGaussian(Model):
@@ -81,6 +86,11 @@ class FullGaussian(Model):
     def covariance(self) -> torch.Tensor:
         tril = self.scale_tril()
         return tril @ tril.T
+
+    def gaussian_components(self) -> GaussianComponents:
+        """Q as a one-component Gaussian mixture (for quadrature; see common/densities.py)."""
+        tril = self.scale_tril().detach().double()  # float64 product: no float32 rounding
+        return GaussianComponents.of([1.0], self.mu, tril @ tril.T)
 
 
 @hookimpl

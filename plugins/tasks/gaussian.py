@@ -9,6 +9,7 @@ import torch
 from benchmark_core import hookimpl
 from benchmark_core.components import Task
 from benchmark_core.params import Param, positive
+from plugins.common.densities import GaussianComponents
 
 
 class GaussianTask(Task):
@@ -64,6 +65,10 @@ class GaussianTask(Task):
     def covariance(self) -> torch.Tensor:
         """P's covariance."""
         return self.cov
+
+    def gaussian_components(self) -> GaussianComponents:
+        """P as a one-component Gaussian mixture (for quadrature; see common/densities.py)."""
+        return GaussianComponents.of([1.0], self.loc, self.cov)
 
 
 @hookimpl
