@@ -40,6 +40,8 @@ def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "gaussian",
                 "--models",
                 "isotropic_gaussian",
+                "--metrics",
+                "nll_test,nll_oracle,moments",
                 "--seeds",
                 "2",
                 "--budget",
