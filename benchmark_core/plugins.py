@@ -25,12 +25,19 @@ from .errors import PluginError, UsageError, did_you_mean
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tasks.gaussian",
+    "plugins.tasks.pairs",
+    "plugins.tasks.text",
     "plugins.models.gaussian",
+    "plugins.models.sequence",
     "plugins.objectives.ml",
     "plugins.objectives.divergences",
     "plugins.objectives.adversarial",
+    "plugins.objectives.scheduled_sampling",
     "plugins.metrics.likelihood",
     "plugins.metrics.moments",
+    "plugins.metrics.pairs",
+    "plugins.metrics.sequence_divergences",
+    "plugins.metrics.bleu",
     "plugins.figures.figure1",
 )
 

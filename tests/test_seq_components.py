@@ -1,0 +1,91 @@
+"""The pairs task, the sequence models' step-wise interface, and the check() hook."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import registry_with
+
+from benchmark_core.components import Task
+from benchmark_core.errors import UsageError
+from benchmark_core.params import Param
+from benchmark_core.selection import expand, parse_selection
+from plugins.common.pairs import dirichlet_table
+from plugins.models.sequence import LSTMModel, TabularModel
+from plugins.tasks.pairs import PairsTask
+
+
+class Checked(Task):
+    name = "checked"
+    param_spec = {"lo": Param(0), "hi": Param(1)}
+
+    @classmethod
+    def check(cls, params):
+        if params["lo"] >= params["hi"]:
+            raise ValueError(f"lo={params['lo']} must be below hi={params['hi']}")
+
+    def setup(self):
+        self.train = self.test = torch.zeros(1, 1)
+
+
+def test_check_runs_during_selection_and_its_value_error_becomes_a_usage_error():
+    reg = registry_with(Checked)
+    assert len(expand("task", parse_selection("checked[hi=[2,3]]"), reg)) == 2
+    with pytest.raises(UsageError, match="checked: lo=5 must be below hi=1"):
+        expand("task", parse_selection("checked[lo=[0,5]]"), reg)
+    with pytest.raises(UsageError):
+        Checked(lo=3, hi=2)
+
+
+def test_pairs_data_log_prob_and_enumeration_match_the_table():
+    task = PairsTask(k=4, seed=3)
+    table = dirichlet_table(4, 3, 1.0, 0.8, 0.1)
+    x = task.enumerate()
+    assert x.shape == (16, 2)
+    np.testing.assert_allclose(task.log_prob(x).exp().reshape(4, 4).numpy(), table, rtol=1e-5)
+    counts = torch.bincount(task.train[:, 0] * 4 + task.train[:, 1], minlength=16)
+    freq = counts.double().numpy().reshape(4, 4) / task.n_train
+    assert np.abs(freq - table).max() < 0.01
+    assert not torch.equal(task.train[: task.n_test], task.test)
+
+
+def test_a_table_that_is_not_a_distribution_is_refused_before_anything_runs(gbench, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([[0.5, 0.2], [0.2, 0.2]]))
+    res = gbench("run", "--tasks", f"pairs[table='{bad}']", "--out", str(tmp_path / "r"))
+    assert res.code == 2
+    assert "sums to 1.1" in res.err + res.out and "not 1" in res.err + res.out
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.parquet"))
+    res = gbench("run", "--tasks", "pairs[table=missing.json]", "--dry-run")
+    assert res.code == 2 and "does not exist" in res.err + res.out
+
+
+def test_a_table_file_is_used(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([[0.4, 0.1], [0.1, 0.4]]))
+    task = PairsTask(table=str(path))
+    assert task.vocab_size == 2
+    assert math.isclose(task.log_prob(torch.tensor([[0, 1]])).exp().item(), 0.1, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [TabularModel, LSTMModel])
+def test_step_interface_agrees_with_log_prob_and_samples_score_exactly(cls):
+    torch.manual_seed(0)
+    task = PairsTask(k=5)
+    model = cls(task)
+    x = task.test[:64]
+    token, state, total = model.initial_token(64), None, torch.zeros(64)
+    for t in range(2):
+        logits, state = model.step(token, state)
+        total += torch.log_softmax(logits, 1).gather(1, x[:, t : t + 1]).squeeze(1)
+        token = x[:, t]
+    torch.testing.assert_close(total, model.log_prob(x), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        out = model.sample_with_log_prob(500, temperature=0.7)
+        torch.testing.assert_close(out.log_prob, model.log_prob(out.tokens), rtol=1e-4, atol=1e-4)
+        greedy = model.sample(3, temperature=0.0)
+        assert (greedy == greedy[0]).all()
+    # Q sums to one over all K² pairs.
+    assert math.isclose(model.log_prob(task.enumerate()).exp().sum().item(), 1.0, rel_tol=1e-5)
