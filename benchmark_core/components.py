@@ -230,12 +230,12 @@ class Objective(_Needs):
         Task kinds it trains on.
     model_requires, task_requires : frozenset[str]
         Capabilities it needs from the model and from the task.
-    budgets : dict[str, dict[str, int]]
+    budgets : dict
         Per-profile budget overrides, applied after the task's (adversarial training may
-        need more steps, say).
+        need more steps, say); or a dict from task kind to such overrides.
     """
 
-    budgets: ClassVar[dict[str, dict[str, int]]] = {}
+    budgets: ClassVar[dict[str, Any]] = {}
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step."""

@@ -11,7 +11,7 @@ also score samples of Q_T (values ``bleu@T=0.8``...): the quality–diversity fr
 from __future__ import annotations
 
 from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
+from benchmark_core.components import Estimate, EvalContext, Model, Task
 from benchmark_core.params import Param
 from plugins.common.bleu import corpus_bleu, self_bleu
 from plugins.metrics.likelihood import _Sampling, draw, tagged

@@ -141,15 +141,12 @@ class NLLDiv(_Sampling):
 
     name = "nll_div"
     description = "−E_Q log Q(x), Q's entropy (nats per sample; diversity)"
-    model_requires = {
-        "vector": frozenset({"sample", "log_prob"}),
-        "sequence": frozenset({"autoregressive", "log_prob"}),
-    }
+    # Sequence tasks for now: on vectors it would add rows to every existing gaussian result.
+    kinds = frozenset({"sequence"})
+    model_requires = frozenset({"autoregressive", "log_prob"})
     direction = "none"
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
-        if task.kind != "sequence":
-            return {"nll_div": mean_estimate(-model.log_prob(model.sample(ctx.budget.n_eval)))}
         out = {}
         for t in self.temps(task):
             if t == 0.0:  # greedy decoding is deterministic: Q_0 has no entropy
@@ -165,6 +162,7 @@ class EntropyP(Metric):
 
     name = "entropy_p"
     description = "P's entropy −E_P log P (entropy_p; entropy_rate_p per token on sequences)"
+    kinds = frozenset({"sequence"})
     task_requires = frozenset({"log_prob"})
     direction = "none"
 
