@@ -89,3 +89,27 @@ def test_step_interface_agrees_with_log_prob_and_samples_score_exactly(cls):
         assert (greedy == greedy[0]).all()
     # Q sums to one over all K² pairs.
     assert math.isclose(model.log_prob(task.enumerate()).exp().sum().item(), 1.0, rel_tol=1e-5)
+
+
+def test_budgets_may_be_keyed_by_task_kind():
+    from benchmark_core.budgets import budget_for
+    from plugins.objectives.adversarial import AdversarialJSPi
+    from plugins.tasks.gaussian import GaussianTask
+
+    assert budget_for("quick", GaussianTask, AdversarialJSPi).steps == 3000
+    assert budget_for("quick", PairsTask, AdversarialJSPi).steps == 1500  # the task's
+
+
+def test_score_function_surrogate_gives_the_exact_gradient_in_expectation():
+    from plugins.objectives.score_function import leave_one_out_baseline, surrogate
+
+    cost = torch.tensor([1.0, 2.0, 6.0])
+    torch.testing.assert_close(leave_one_out_baseline(cost), torch.tensor([4.0, 3.5, 1.5]))
+    # Q = softmax(theta) over 3 outcomes, cost c: d E_Q[c] / d theta = q * (c - E_Q c).
+    theta = torch.tensor([0.3, -0.2, 0.5], requires_grad=True)
+    q = torch.softmax(theta, 0)
+    torch.manual_seed(0)
+    x = torch.multinomial(q.detach(), 200_000, replacement=True)
+    surrogate(cost[x], torch.log_softmax(theta, 0)[x]).backward()
+    exact = q.detach() * (cost - (q.detach() * cost).sum())
+    torch.testing.assert_close(theta.grad, exact, atol=0.02, rtol=0)
