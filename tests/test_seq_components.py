@@ -113,3 +113,54 @@ def test_score_function_surrogate_gives_the_exact_gradient_in_expectation():
     surrogate(cost[x], torch.log_softmax(theta, 0)[x]).backward()
     exact = q.detach() * (cost - (q.detach() * cost).sum())
     torch.testing.assert_close(theta.grad, exact, atol=0.02, rtol=0)
+
+
+def test_schedules_follow_bengio_et_al():
+    from plugins.objectives.scheduled_sampling import schedule_eps
+
+    assert schedule_eps("constant", 999, 0.3, 0, 0, 0) == 0.3
+    assert schedule_eps("linear", 100, 0, 1.0, 0.002, 0.1) == pytest.approx(0.8)
+    assert schedule_eps("linear", 10_000, 0, 1.0, 0.002, 0.1) == 0.1
+    assert schedule_eps("exponential", 10, 0, 0.9, 0, 0) == pytest.approx(0.9**10)
+    assert schedule_eps("inverse_sigmoid", 50, 0, 10.0, 0, 0) == pytest.approx(
+        10 / (10 + math.exp(5))
+    )
+    assert schedule_eps("exponential", 0, 0, 0, 0, 0) == 1.0  # k = 0: the default k
+
+
+def test_misuse_is_refused_or_skipped_before_anything_runs():
+    from conftest import grid
+
+    reg = registry_with()
+    with pytest.raises(UsageError, match="exponential schedule needs k < 1"):
+        grid(reg, objectives="scheduled_sampling[schedule=exponential,k=1.5]", tasks="pairs")
+    with pytest.raises(UsageError, match="jspi\\[pi\\]"):
+        grid(reg, objectives="jspi[pi=1.0]", tasks="pairs", models="tabular")
+    [cell] = grid(reg, objectives="scheduled_sampling", tasks="gaussian")
+    assert cell.skip_reason == (
+        "scheduled_sampling works on sequence tasks; gaussian is a vector task"
+    )
+    [cell] = grid(reg, objectives="jspi_exact", tasks="text", models="lstm")
+    assert cell.skip_reason == "jspi_exact needs the task's enumerable sample space; text has none"
+
+
+def test_scheduled_sampling_steps_with_a_schedule_and_argmax_feeding():
+    from benchmark_core.budgets import PROFILES
+    from plugins.objectives.scheduled_sampling import ScheduledSampling
+
+    torch.manual_seed(0)
+    task = PairsTask(k=4, n_train=512)
+    model = TabularModel(task)
+    ss = ScheduledSampling(schedule="linear", c=0.1, eps_min=0.2, feed="argmax")
+    ss.setup(model, task, PROFILES["smoke"])
+    eps = []
+    for i in range(12):
+        loss = ss.step(task.train[:64], i)
+        assert loss.requires_grad is False and torch.isfinite(loss)
+        eps.append(ss.current_eps)
+    assert eps[0] == 1.0 and eps[5] == pytest.approx(0.5) and eps[-1] == 0.2
+    # At ε = 1 the loss is the teacher-forced NLL, whatever the feeding.
+    one = ScheduledSampling(eps=1.0, feed="argmax")
+    one.setup(model, task, PROFILES["smoke"])
+    nll = -model.log_prob(task.train[:64]).mean()
+    torch.testing.assert_close(one.loss(task.train[:64], 1.0), nll)
