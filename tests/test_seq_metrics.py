@@ -92,3 +92,16 @@ def test_text_task_has_separate_seeded_sets_and_exact_log_p():
     torch.testing.assert_close(a.log_prob(a.test), a.test_log_prob, rtol=1e-5, atol=1e-4)
     assert 0 < a.entropy_rate.value < math.log(30)
     assert TextTask(vocab=30, length=5, n_train=2, n_test=2, seed=2).fingerprint != a.fingerprint
+
+
+@pytest.mark.parametrize("std", [1.0, 40.0])  # 40: logits large enough to need the max shift
+def test_no_grad_scoring_matches_the_differentiable_path(std):
+    from plugins.common.autoregressive import LSTMCore
+
+    core = LSTMCore(300, 8, 8, init="normal", std=std, generator=torch.Generator().manual_seed(0))
+    x = core.sample(200, length=6, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fast = core.token_log_probs(x)
+    slow = core.token_log_probs(x).detach()
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)

@@ -13,7 +13,7 @@ from benchmark_core.executors import run_grid
 from benchmark_core.results import read_results
 
 
-@pytest.mark.parametrize("model", ["tabular", "lstm"])
+@pytest.mark.parametrize("model", ["tabular", pytest.param("lstm", marks=pytest.mark.slow)])
 def test_reverse_kl_and_jspi_reduce_their_divergences_on_pairs(tmp_path, model):
     cells = grid(
         registry_with(),
