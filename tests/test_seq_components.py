@@ -164,3 +164,30 @@ def test_scheduled_sampling_steps_with_a_schedule_and_argmax_feeding():
     one.setup(model, task, PROFILES["smoke"])
     nll = -model.log_prob(task.train[:64]).mean()
     torch.testing.assert_close(one.loss(task.train[:64], 1.0), nll)
+
+
+@pytest.mark.parametrize("cls", [TabularModel, LSTMModel])
+def test_fed_log_probs_agree_with_teacher_forcing_and_with_stepping(cls):
+    from plugins.models.sequence import AutoregressiveModel
+
+    torch.manual_seed(1)
+    task = PairsTask(k=5)
+    model = cls(task)
+    x = task.test[:50]
+    bos = model.initial_token(50)[:, None]
+    forced = model.fed_log_probs(torch.cat([bos, x[:, :-1]], dim=1), x)
+    torch.testing.assert_close(forced, model.token_log_probs(x), rtol=1e-5, atol=1e-5)
+    other = torch.randint(0, 5, (50, 2))
+    inputs = torch.cat([bos, other[:, :1]], dim=1)
+    generic = AutoregressiveModel.fed_log_probs(model, inputs, x)
+    torch.testing.assert_close(model.fed_log_probs(inputs, x), generic, rtol=1e-5, atol=1e-5)
+
+
+def test_categorical_draws_follow_the_probabilities_and_skip_zero_mass():
+    from plugins.models.sequence import categorical
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8]]).repeat(40_000, 1)
+    counts = torch.bincount(categorical(probs * 3), minlength=4).double() / 40_000
+    assert counts[0] == 0 and counts[2] == 0
+    assert abs(counts[1] - 0.2) < 0.01

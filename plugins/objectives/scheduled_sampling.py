@@ -24,6 +24,7 @@ from benchmark_core.budgets import Budget
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.errors import UsageError
 from benchmark_core.params import Param, positive
+from plugins.models.sequence import categorical
 
 #: The schedule constant k used when the user leaves k = 0.
 DEFAULT_K = {"linear": 1.0, "exponential": 0.999, "inverse_sigmoid": 200.0}
@@ -82,24 +83,37 @@ class ScheduledSampling(Objective):
         """ε at training step i."""
         return schedule_eps(self.schedule, i, self.eps, self.k, self.c, self.eps_min)
 
-    def loss(self, batch: torch.Tensor, eps: float) -> torch.Tensor:
-        """The SS loss of one batch with keep-probability eps (nats per sequence)."""
+    @torch.no_grad()
+    def fed_inputs(self, batch: torch.Tensor, eps: float) -> torch.Tensor:
+        """The symbols read at each position: BOS, then per position the true previous
+        symbol with probability eps, else the model's own (sampled or argmax) given the
+        prefix as fed so far."""
         model = self.model
         n, length = batch.shape
+        inputs = torch.empty_like(batch)
         token, state = model.initial_token(n), None
-        total = batch.new_zeros((), dtype=torch.float32)
-        for t in range(length):
+        inputs[:, 0] = token
+        for t in range(length - 1):
             logits, state = model.step(token, state)
-            total = total + F.cross_entropy(logits, batch[:, t], reduction="sum")
-            if t + 1 < length:
-                with torch.no_grad():
-                    if self.feed == "argmax":
-                        own = logits.argmax(dim=1)
-                    else:
-                        own = torch.multinomial(F.softmax(logits.float(), dim=1), 1).squeeze(1)
-                    keep = torch.rand(n, device=batch.device) < eps
-                    token = torch.where(keep, batch[:, t], own)
-        return total / n
+            if self.feed == "argmax":
+                own = logits.argmax(dim=1)
+            else:
+                own = categorical(F.softmax(logits.float(), dim=1))
+            keep = torch.rand(n, device=batch.device) < eps
+            token = torch.where(keep, batch[:, t], own)
+            inputs[:, t + 1] = token
+        return inputs
+
+    def loss(self, batch: torch.Tensor, eps: float) -> torch.Tensor:
+        """The SS loss of one batch with keep-probability eps (nats per sequence).
+
+        The fed symbols are chosen in a pass without gradient; the loss then rescores the
+        true symbols given them in one differentiable pass. No gradient flows through the
+        choice of fed symbols either way, so this equals the step-by-step loss (and its
+        gradient) while letting an LSTM run its whole sequence at once.
+        """
+        inputs = self.fed_inputs(batch, eps)
+        return -self.model.fed_log_probs(inputs, batch).sum(dim=1).mean()
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         self.current_eps = self.eps_at(step)
