@@ -105,3 +105,24 @@ def test_no_grad_scoring_matches_the_differentiable_path(std):
     slow = core.token_log_probs(x).detach()
     assert torch.isfinite(fast).all()
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-4)
+
+
+def test_reverse_kl_with_per_token_costs_lowers_kl_reverse_on_a_small_text_task():
+    from benchmark_core.budgets import Budget
+    from plugins.objectives.divergences import ReverseKL
+
+    task = TextTask(vocab=12, length=4, n_train=10, n_test=10, seed=3)
+    torch.manual_seed(0)
+    model = LSTMModel(task, emb=8, hidden=16)
+    budget = Budget("t", steps=150, batch_size=128, n_eval=4000, checkpoints=1, log_every=50)
+    c = EvalContext(budget, torch.device("cpu"), 0, objective=None)
+    with torch.no_grad():
+        before = KLReverse().compute(model, task, c)["kl_reverse"].value
+    objective = ReverseKL(lr=0.02)
+    objective.setup(model, task, budget)
+    for i in range(budget.steps):
+        objective.step(task.train[:1].expand(128, -1), i)
+    c = EvalContext(budget, torch.device("cpu"), 1, objective=None)
+    with torch.no_grad():
+        after = KLReverse().compute(model, task, c)["kl_reverse"].value
+    assert after < 0.5 * before, (before, after)

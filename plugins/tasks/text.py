@@ -81,6 +81,11 @@ class TextTask(Task):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.oracle.log_prob(x)
 
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(x_n | x_<n) per position, [B, L] (score-function objectives use the
+        per-token terms to lower their variance)."""
+        return self.oracle.token_log_probs(x)
+
     def sample(self, n: int) -> torch.Tensor:
         return self.oracle.sample(n)
 
