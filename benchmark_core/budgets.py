@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 from .errors import UsageError, did_you_mean
 
+#: Task kinds (as in components.KINDS; repeated here to keep this module import-light).
+KINDS = ("vector", "sequence")
+
 if TYPE_CHECKING:
     from .components import Objective, Task
 
@@ -60,7 +63,11 @@ PROFILES: dict[str, Budget] = {
 
 
 def budget_for(name: str, task: type[Task], objective: type[Objective]) -> Budget:
-    """The profile ``name`` with the task's, then the objective's, overrides applied."""
+    """The profile ``name`` with the task's, then the objective's, overrides applied.
+
+    An owner's ``budgets`` maps profile to overrides, or task kind to such a map (an
+    objective that needs more steps on vectors only: ``{"vector": {"quick": {...}}}``).
+    """
     if name not in PROFILES:
         raise UsageError(
             f"unknown budget '{name}'.{did_you_mean(name, PROFILES)} "
@@ -68,7 +75,10 @@ def budget_for(name: str, task: type[Task], objective: type[Objective]) -> Budge
         )
     budget = PROFILES[name]
     for owner in (task, objective):
-        overrides = getattr(owner, "budgets", {}).get(name, {})
+        table = getattr(owner, "budgets", {})
+        if table and set(table) <= set(KINDS):  # keyed by task kind first, like requirements
+            table = table.get(task.kind, {})
+        overrides = table.get(name, {})
         if overrides:
             budget = replace(budget, **overrides)
     return budget

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 
+from .errors import UsageError
 from .params import Param, validate_params
 
 if TYPE_CHECKING:
@@ -52,14 +53,37 @@ class Component:
     all_sweep: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(self, **params: Any) -> None:
-        self.params = validate_params(self.name, self.param_spec, params)
+        self.params = type(self).validate(params)
         for key, value in self.params.items():
             setattr(self, key, value)
 
     @classmethod
     def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """Return the full, validated parameter dict for ``params`` (defaults filled in)."""
-        return validate_params(cls.name, cls.param_spec, params)
+        """Return the full, validated parameter dict for ``params`` (defaults filled in).
+
+        Each value is checked against its `Param`, then the whole set by `check`. Selection
+        calls this for every configuration before any cell is built, so a bad combination of
+        values is refused (exit code 2) before anything runs.
+        """
+        full = validate_params(cls.name, cls.param_spec, params)
+        try:
+            cls.check(full)
+        except UsageError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"{cls.name}: {exc}") from None
+        return full
+
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> None:
+        """Refuse a parameter set that the per-value checks cannot see is wrong.
+
+        Override to check values against each other or against the outside world (a file
+        that must exist and parse). ``params`` is complete and each value already valid.
+        Raise `UsageError`, or ``ValueError``/``OSError``, whose message becomes a
+        UsageError prefixed with the component's name. Keep it cheap: it runs for every
+        configuration of a sweep during selection.
+        """
 
 
 class Task(Component):
@@ -82,6 +106,9 @@ class Task(Component):
         several times faster on one thread: thread hand-offs cost more than their arithmetic.
     train, test : torch.Tensor
         The fixed training set and the separate held-out set, built by ``setup``.
+    vocab_size, length : int
+        Sequence tasks only: symbols are ``0 .. vocab_size - 1``; every sequence has
+        ``length`` symbols.
     """
 
     kind: ClassVar[str] = "vector"
@@ -108,6 +135,11 @@ class Task(Component):
     def sample(self, n: int) -> torch.Tensor:
         """Draw ``n`` fresh samples from P using the global torch RNG."""
         raise NotImplementedError(f"task {self.name} cannot draw fresh samples")
+
+    def enumerate(self) -> torch.Tensor:
+        """Every point of the sample space, one per row; only for tasks that provide
+        ``enumerable``. Sums over these rows make metrics and gradients exact."""
+        raise NotImplementedError(f"task {self.name} has no enumerable sample space")
 
     def to(self, device: torch.device | str) -> Task:
         """Move every tensor and module the task holds to ``device``; return self."""
@@ -198,12 +230,12 @@ class Objective(_Needs):
         Task kinds it trains on.
     model_requires, task_requires : frozenset[str]
         Capabilities it needs from the model and from the task.
-    budgets : dict[str, dict[str, int]]
+    budgets : dict
         Per-profile budget overrides, applied after the task's (adversarial training may
-        need more steps, say).
+        need more steps, say); or a dict from task kind to such overrides.
     """
 
-    budgets: ClassVar[dict[str, dict[str, int]]] = {}
+    budgets: ClassVar[dict[str, Any]] = {}
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step."""

@@ -94,10 +94,15 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
                 subset(attr, req, caps)
     if entry.kind == "metric" and cls.direction not in DIRECTIONS:
         raise fail(entry, f"direction={cls.direction!r}", "must be 'min', 'max' or 'none'")
-    for profile, overrides in getattr(cls, "budgets", {}).items():
-        if profile not in PROFILES:
-            raise fail(entry, f"budgets[{profile!r}]", f"no such profile ({', '.join(PROFILES)})")
-        subset(f"budgets[{profile!r}]", overrides, tuple(Budget.__dataclass_fields__))
+    for key, value in getattr(cls, "budgets", {}).items():
+        # budgets may be keyed by task kind first: {"vector": {"quick": {...}}}
+        tables = value.items() if key in KINDS else [(key, value)]
+        for profile, overrides in tables:
+            if profile not in PROFILES:
+                raise fail(
+                    entry, f"budgets[{profile!r}]", f"no such profile ({', '.join(PROFILES)})"
+                )
+            subset(f"budgets[{profile!r}]", overrides, tuple(Budget.__dataclass_fields__))
 
 
 def _bad_values(spec: Param) -> list[Any]:

@@ -26,17 +26,23 @@ from .errors import PluginError, UsageError, did_you_mean
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.tasks.gaussian",
     "plugins.tasks.mixture",
+    "plugins.tasks.pairs",
+    "plugins.tasks.text",
     "plugins.models.gaussian",
     "plugins.models.mixture",
     "plugins.models.flow",
     "plugins.models.generator",
+    "plugins.models.sequence",
     "plugins.objectives.ml",
     "plugins.objectives.divergences",
     "plugins.objectives.adversarial",
+    "plugins.objectives.scheduled_sampling",
     "plugins.metrics.likelihood",
     "plugins.metrics.moments",
     "plugins.metrics.divergences",
     "plugins.metrics.two_sample",
+    "plugins.metrics.pairs",
+    "plugins.metrics.bleu",
     "plugins.figures.figure1",
 )
 

@@ -383,7 +383,10 @@ def test_sequence_components_conform_and_builtins_run_on_them():
 def test_a_sequence_model_whose_probabilities_do_not_sum_to_one_fails():
     results = _results(ToySequenceTask, UnnormalisedSequenceModel)
     message = _failure(results, "model:bad_sequence_model:density[sequence]")
-    assert "exp(log_prob) sums to" in message and "over all 3^3 sequences, not 1" in message
+    # Either check catches it, depending on which sequence task the suite pairs it with.
+    assert ("exp(log_prob) sums to" in message and "not 1" in message) or (
+        "> 0 on a sample of a discrete space" in message
+    ), message
 
 
 def test_a_task_sampling_tokens_outside_its_vocabulary_fails():

@@ -43,6 +43,7 @@ from plugins.common.densities import (
 )
 from plugins.common.estimators import mc_jspi, mc_kl
 from plugins.common.quadrature import jspi_integrand, kl_integrand
+from plugins.metrics.sequence_divergences import sequence_kl_forward, sequence_kl_reverse
 
 #: Samples per side used to place a quadrature box for a density without components.
 BOX_SAMPLES = 2000
@@ -131,12 +132,25 @@ class _Divergence(Metric):
 
 
 class KLForward(_Divergence):
-    """KL[P‖Q] = E_P[log p − log q]: what maximum likelihood minimises (coverage)."""
+    """KL[P‖Q] = E_P[log p − log q]: what maximum likelihood minimises (coverage).
+
+    On sequence tasks: exact when the task is enumerable, else Monte Carlo over P's test set,
+    per sequence and per token (see :mod:`plugins.metrics.sequence_divergences`).
+    """
 
     name = "kl_forward"
-    description = "KL[P‖Q]: exact by 2-D quadrature, else Monte Carlo on P's test set"
-    model_requires = frozenset({"log_prob"})
+    description = (
+        "KL[P‖Q]: exact by 2-D quadrature or by enumeration, else Monte Carlo on P's test set"
+    )
+    kinds = frozenset({"vector", "sequence"})
+    task_requires = {"vector": frozenset({"log_prob"}), "sequence": frozenset({"log_prob"})}
+    model_requires = {"vector": frozenset({"log_prob"}), "sequence": frozenset({"log_prob"})}
     uses_q_samples = False
+
+    def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
+        if task.kind == "sequence":
+            return sequence_kl_forward(model, task, ctx)
+        return super().compute(model, task, ctx)
 
     def integrals(self, terms: Terms) -> dict[str, float]:
         return {"kl_forward": terms.integrate(kl_integrand)}
@@ -146,11 +160,28 @@ class KLForward(_Divergence):
 
 
 class KLReverse(_Divergence):
-    """KL[Q‖P] = E_Q[log q − log p]: what reverse-KL training minimises (quality)."""
+    """KL[Q‖P] = E_Q[log q − log p]: what reverse-KL training minimises (quality).
+
+    On sequence tasks: exact when the task is enumerable, else Monte Carlo over Q's samples,
+    per sequence and per token.
+    """
 
     name = "kl_reverse"
-    description = "KL[Q‖P]: exact by 2-D quadrature, else Monte Carlo on Q's samples"
+    description = (
+        "KL[Q‖P]: exact by 2-D quadrature or by enumeration, else Monte Carlo on Q's samples"
+    )
+    kinds = frozenset({"vector", "sequence"})
+    task_requires = {"vector": frozenset({"log_prob"}), "sequence": frozenset({"log_prob"})}
+    model_requires = {
+        "vector": frozenset({"log_prob", "sample"}),
+        "sequence": frozenset({"log_prob", "autoregressive"}),
+    }
     uses_p_samples = False
+
+    def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
+        if task.kind == "sequence":
+            return sequence_kl_reverse(model, task, ctx)
+        return super().compute(model, task, ctx)
 
     def integrals(self, terms: Terms) -> dict[str, float]:
         return {"kl_reverse": terms.integrate(lambda lp, lq: kl_integrand(lq, lp))}

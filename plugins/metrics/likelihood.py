@@ -1,13 +1,27 @@
-"""Metrics ``nll_test`` (−E_P log Q, coverage) and ``nll_oracle`` (−E_Q log P, quality)."""
+"""Likelihood metrics: ``nll_test`` (−E_P log Q, coverage), ``nll_oracle`` (−E_Q log P,
+quality), ``nll_div`` (−E_Q log Q, Q's entropy: diversity) and ``entropy_p`` (P's entropy).
+
+On sequence tasks every value is per sequence (nats), with a ``_per_token`` twin, and the
+sampling metrics take ``temperatures=[...]``: each extra temperature T adds values named
+``<value>@T=<T>`` computed on samples of Q_T (each conditional softmax(logits / T)), from
+which the quality–diversity frontier is drawn. The sampling metrics of one evaluation share
+one batch of samples per temperature (`draw`), so adding one costs no extra sampling.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from benchmark_core import hookimpl
 from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
+from benchmark_core.params import Param
+
+TEMPERATURES = Param(
+    [], "extra sampling temperatures (sequence tasks): values named name@T=t", type=list
+)
 
 
 def mean_estimate(values: torch.Tensor) -> Estimate:
@@ -16,6 +30,78 @@ def mean_estimate(values: torch.Tensor) -> Estimate:
     n = values.numel()
     stderr = values.std().item() / math.sqrt(n) if n > 1 else math.nan
     return Estimate(values.mean().item(), stderr)
+
+
+def draw(model: Model, ctx: EvalContext, n: int, temperature: float = 1.0) -> Any:
+    """``model.sample_with_log_prob(n, temperature)``, shared by the metrics of one evaluation.
+
+    Every metric starts from the same seeded RNG state (the runner reseeds before each), so
+    the first draw of each would be identical anyway: it is made once and kept on the model
+    for the rest of this evaluation (keyed by step, temperature, size and seed).
+    """
+    key = (ctx.step, float(temperature), n, torch.initial_seed())
+    cache = getattr(model, "_gbench_draws", None)
+    if cache is None or cache.get("step") != ctx.step:
+        cache = {"step": ctx.step}
+        model._gbench_draws = cache  # type: ignore[attr-defined]
+    if key not in cache:
+        cache[key] = model.sample_with_log_prob(n, temperature)
+    return cache[key]
+
+
+def test_log_probs(model: Model, task: Task, ctx: EvalContext) -> torch.Tensor:
+    """log Q of P's held-out test set, computed once per evaluation (kept like `draw`'s)."""
+    cache = getattr(model, "_gbench_draws", None)
+    if cache is None or cache.get("step") != ctx.step:
+        cache = {"step": ctx.step}
+        model._gbench_draws = cache  # type: ignore[attr-defined]
+    if "test" not in cache:
+        cache["test"] = model.log_prob(task.test)
+    return cache["test"]
+
+
+def task_test_log_probs(task: Task) -> torch.Tensor:
+    """log P of the held-out test set: the task's own cached values when it keeps them."""
+    cached = getattr(task, "test_log_prob", None)
+    return cached if isinstance(cached, torch.Tensor) else task.log_prob(task.test)
+
+
+def check_temperatures(name: str, params: dict[str, Any]) -> None:
+    """Refuse temperatures that are not numbers >= 0."""
+    for t in params["temperatures"]:
+        if isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0:
+            raise ValueError(f"temperatures must be numbers >= 0, got {t!r}")
+
+
+def tagged(name: str, temperature: float) -> str:
+    """``name`` at temperature 1, else ``name@T=<temperature>``."""
+    return name if temperature == 1.0 else f"{name}@T={temperature:g}"
+
+
+def with_per_token(out: dict[str, Estimate], task: Task) -> dict[str, Estimate]:
+    """Add a ``<name>_per_token`` twin of each per-sequence value (name@T=t keeps its tag)."""
+    if task.kind != "sequence":
+        return out
+    extra = {}
+    for key, est in out.items():
+        base, _, tag = key.partition("@")
+        twin = f"{base}_per_token" + (f"@{tag}" if tag else "")
+        extra[twin] = Estimate(est.value / task.length, est.stderr / task.length)
+    return {**out, **extra}
+
+
+class _Sampling(Metric):
+    """A metric on samples of Q, at temperature 1 and each of ``temperatures``."""
+
+    param_spec = {"temperatures": TEMPERATURES}
+
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> None:
+        check_temperatures(cls.name, params)
+
+    def temps(self, task: Task) -> list[float]:
+        extra = [float(t) for t in self.temperatures if float(t) != 1.0]
+        return [1.0, *dict.fromkeys(extra)] if task.kind == "sequence" else [1.0]
 
 
 class NLLTest(Metric):
@@ -27,10 +113,10 @@ class NLLTest(Metric):
     direction = "min"
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
-        return {"nll_test": mean_estimate(-model.log_prob(task.test))}
+        return with_per_token({"nll_test": mean_estimate(-test_log_probs(model, task, ctx))}, task)
 
 
-class NLLOracle(Metric):
+class NLLOracle(_Sampling):
     """Negative log-likelihood of Q's samples under the true P: the paper's eq. 9."""
 
     name = "nll_oracle"
@@ -40,10 +126,64 @@ class NLLOracle(Metric):
     direction = "min"
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
-        return {"nll_oracle": mean_estimate(-task.log_prob(model.sample(ctx.budget.n_eval)))}
+        if task.kind != "sequence":
+            x = model.sample(ctx.budget.n_eval)
+            return {"nll_oracle": mean_estimate(-task.log_prob(x))}
+        out = {}
+        for t in self.temps(task):
+            tokens = draw(model, ctx, ctx.budget.n_eval, t).tokens
+            out[tagged("nll_oracle", t)] = mean_estimate(-task.log_prob(tokens))
+        return with_per_token(out, task)
+
+
+class NLLDiv(_Sampling):
+    """Q's own entropy −E_Q log Q (on sequences at temperature T: the entropy of Q_T)."""
+
+    name = "nll_div"
+    description = "−E_Q log Q(x), Q's entropy (nats per sample; diversity)"
+    # Sequence tasks for now: on vectors it would add rows to every existing gaussian result.
+    kinds = frozenset({"sequence"})
+    model_requires = frozenset({"autoregressive", "log_prob"})
+    direction = "none"
+
+    def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
+        out = {}
+        for t in self.temps(task):
+            if t == 0.0:  # greedy decoding is deterministic: Q_0 has no entropy
+                out[tagged("nll_div", t)] = Estimate(0.0)
+                continue
+            sample = draw(model, ctx, ctx.budget.n_eval, t)
+            out[tagged("nll_div", t)] = mean_estimate(-sample.tempered_log_prob)
+        return with_per_token(out, task)
+
+
+class EntropyP(Metric):
+    """P's entropy −E_P log P: exact on enumerable tasks, else from the held-out set."""
+
+    name = "entropy_p"
+    description = "P's entropy −E_P log P (entropy_p; entropy_rate_p per token on sequences)"
+    kinds = frozenset({"sequence"})
+    task_requires = frozenset({"log_prob"})
+    direction = "none"
+
+    def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
+        if "enumerable" in task.provides:
+            lp = task.log_prob(task.enumerate()).double()
+            p = lp.exp()
+            est = Estimate(float(-(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum()))
+        elif isinstance(getattr(task, "entropy", None), Estimate):
+            est = task.entropy
+        else:
+            est = mean_estimate(-task.log_prob(task.test))
+        out = {"entropy_p": est}
+        if task.kind == "sequence":
+            out["entropy_rate_p"] = Estimate(est.value / task.length, est.stderr / task.length)
+        return out
 
 
 @hookimpl
 def register_metrics(register):
     register(NLLTest)
     register(NLLOracle)
+    register(NLLDiv)
+    register(EntropyP)

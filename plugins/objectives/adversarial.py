@@ -6,6 +6,11 @@ is *under*-represented). At the optimum D* = πP / (πP + (1 − π)Q) and
 V(D*) = JS_π[P‖Q] + π log π + (1 − π) log(1 − π), so a generator that minimises V (the
 minimax game) descends JS_π. The common "non-saturating" generator loss −E_Q[log D] is a
 different divergence: it is offered, labelled, never the default.
+
+On sequence tasks the discriminator reads a sequence (embedding, GRU, a logit from the last
+state) and the generator, whose samples are discrete, gets the score-function gradient of its
+loss with a leave-one-out baseline. Each step draws one batch of Q's samples (as many as the
+data batch) and uses it for every discriminator step and the generator step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from benchmark_core import hookimpl
 from benchmark_core.budgets import Budget
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.params import Param, positive, probability
+from plugins.objectives.score_function import surrogate
 
 
 def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:
@@ -31,13 +37,30 @@ def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class SequenceDiscriminator(nn.Module):
+    """Embedding -> GRU -> one logit from the final state."""
+
+    def __init__(self, vocab: int, width: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, width)
+        self.gru = nn.GRU(width, width, batch_first=True)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(self.embedding(x))
+        return self.out(h[-1])
+
+
 class AdversarialJSPi(Objective):
     """The GAN game with class prior π, on reparameterised samples of Q."""
 
     name = "jspi"
     description = "adversarial JS_π: a discriminator with real-sample share π (minimax GAN)"
-    kinds = frozenset({"vector"})
-    model_requires = frozenset({"rsample"})
+    kinds = frozenset({"vector", "sequence"})
+    model_requires = {
+        "vector": frozenset({"rsample"}),
+        "sequence": frozenset({"autoregressive", "log_prob", "sample"}),
+    }
     param_spec = {
         "pi": probability(0.5, "share of real (P) samples the discriminator sees"),
         "lr": positive(0.01, "generator Adam learning rate"),
@@ -53,12 +76,16 @@ class AdversarialJSPi(Objective):
         ),
     }
     all_sweep = {"pi": [0.1, 0.5, 0.99]}
-    budgets = {"quick": {"steps": 3000}, "paper": {"steps": 30_000}}
+    budgets = {"vector": {"quick": {"steps": 3000}, "paper": {"steps": 30_000}}}
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         self.model = model
+        self.sequences = task.kind == "sequence"
         device = next(model.parameters()).device
-        self.disc = mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
+        if self.sequences:
+            self.disc = SequenceDiscriminator(task.vocab_size, self.d_width).to(device)
+        else:
+            self.disc = mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps, (0.5, 0.999))
         self.d_opt, self.d_sched = self.adam(
             self.disc.parameters(), self.d_lr, budget.steps, (0.5, 0.999)
@@ -71,7 +98,33 @@ class AdversarialJSPi(Objective):
         on_q = F.logsigmoid(-self.disc(fake)).mean()
         return self.pi * on_p + (1 - self.pi) * on_q
 
+    def generator_cost(self, logits: torch.Tensor) -> torch.Tensor:
+        """The generator's loss per sample, from the discriminator's logits."""
+        if self.generator_loss == "minimax":
+            return (1 - self.pi) * F.logsigmoid(-logits)
+        return -(1 - self.pi) * F.logsigmoid(logits)
+
+    def sequence_step(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            fake = self.model.sample(batch.shape[0])
+        for _ in range(self.d_steps):
+            v = self.value(batch, fake)
+            self.d_opt.zero_grad(set_to_none=True)
+            (-v).backward()
+            self.d_opt.step()
+        with torch.no_grad():
+            cost = self.generator_cost(self.disc(fake)).squeeze(1)
+        g_loss = surrogate(cost, self.model.log_prob(fake))
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.d_sched.step()
+        return v.detach() - self.offset
+
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        if self.sequences:
+            return self.sequence_step(batch)
         for _ in range(self.d_steps):
             with torch.no_grad():
                 fake = self.model.sample(self.n_samples)
@@ -80,11 +133,7 @@ class AdversarialJSPi(Objective):
             (-v).backward()
             self.d_opt.step()
         fake = self.model.rsample(self.n_samples)
-        logits = self.disc(fake)
-        if self.generator_loss == "minimax":
-            g_loss = (1 - self.pi) * F.logsigmoid(-logits).mean()
-        else:
-            g_loss = -(1 - self.pi) * F.logsigmoid(logits).mean()
+        g_loss = self.generator_cost(self.disc(fake)).mean()
         self.opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt.step()

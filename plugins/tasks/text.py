@@ -1,0 +1,95 @@
+"""Task ``text``: the random-LSTM oracle of the text-GAN literature (SeqGAN, Texygen).
+
+P is an LSTM whose every weight is N(0, std²) from a generator seeded with ``seed`` (no
+shipped weights; ``weights_fingerprint`` identifies the oracle). ``n_train`` training
+sequences and a *separate* held-out set of ``n_test`` are sampled from it with their own
+seeded generator; log P of any sequence is exact. The oracle's entropy rate (nats per token,
+estimated from the held-out set's exact log P) is ``entropy_rate`` and the ``entropy_p``
+metric reports it with every result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from benchmark_core import hookimpl
+from benchmark_core.components import Estimate, Task
+from benchmark_core.params import Param, positive
+from plugins.common.autoregressive import LSTMCore
+from plugins.common.oracle import sample_with_log_prob, weights_fingerprint
+
+
+class TextTask(Task):
+    """Sequences of ``length`` symbols over ``vocab`` from a frozen random-LSTM oracle."""
+
+    name = "text"
+    description = "oracle LSTM text (vocab 5000, length 20, N(0,1) weights), exact log P"
+    kind = "sequence"
+    provides = frozenset({"log_prob", "sample"})
+    default_models = ("lstm",)
+    param_spec = {
+        "vocab": Param(5000, "vocabulary size", low=2),
+        "length": Param(20, "sequence length", low=1),
+        "emb": Param(32, "oracle embedding size", low=1),
+        "hidden": Param(32, "oracle LSTM hidden size", low=1),
+        "std": positive(1.0, "std of the oracle's N(0, std²) weights"),
+        "n_train": Param(10_000, "training-set size", low=1),
+        "n_test": Param(10_000, "held-out test-set size", low=2),
+        "seed": Param(0, "seed of the oracle's weights and of the data", low=0),
+    }
+    # A 5000-way softmax per token: a training step at batch 64 costs ~0.1 s on one shared CPU
+    # core, and each evaluation (2,000 samples scored by the oracle, the 10,000 held-out
+    # sequences scored by Q, BLEU) ~10 s; quick keeps a cell near a minute.
+    budgets = {
+        "smoke": {"steps": 40, "batch_size": 64, "n_eval": 500, "checkpoints": 1, "log_every": 20},
+        "quick": {
+            "steps": 300,
+            "batch_size": 64,
+            "n_eval": 2_000,
+            "checkpoints": 2,
+            "log_every": 50,
+        },
+    }
+    max_threads = 1
+
+    def setup(self) -> None:
+        self.vocab_size = self.vocab
+        gen = torch.Generator().manual_seed(self.seed)
+        self.oracle = LSTMCore(
+            self.vocab,
+            self.emb,
+            self.hidden,
+            init="normal",
+            std=self.std,
+            generator=gen,
+            length=self.length,
+        )
+        self.oracle.requires_grad_(False).eval()
+        self.fingerprint = weights_fingerprint(self.oracle)
+        data = torch.Generator().manual_seed(self.seed + 1)
+        self.train = sample_with_log_prob(self.oracle, self.n_train, generator=data).tokens
+        test = sample_with_log_prob(self.oracle, self.n_test, generator=data)
+        self.test, self.test_log_prob = test.tokens, test.log_prob
+        nll = -test.log_prob.double()
+        self.entropy = Estimate(float(nll.mean()), float(nll.std()) / math.sqrt(self.n_test))
+        self.entropy_rate = Estimate(
+            self.entropy.value / self.length, self.entropy.stderr / self.length
+        )
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.oracle.log_prob(x)
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(x_n | x_<n) per position, [B, L] (score-function objectives use the
+        per-token terms to lower their variance)."""
+        return self.oracle.token_log_probs(x)
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.oracle.sample(n)
+
+
+@hookimpl
+def register_tasks(register):
+    register(TextTask)
