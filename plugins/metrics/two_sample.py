@@ -38,7 +38,11 @@ def _seed() -> torch.Generator:
 
 
 class C2ST(Metric):
-    """Held-out accuracy of a fresh classifier trained to tell P's samples from Q's."""
+    """Held-out accuracy of a fresh classifier trained to tell P's samples from Q's.
+
+    Direction ``min``: 0.5 (chance) is the best a model can do; values below 0.5 are chance
+    fluctuations, within a few standard errors of it.
+    """
 
     name = "c2st"
     description = "classifier two-sample test: held-out accuracy c2st_acc (0.5 = indistinguishable)"
