@@ -1,4 +1,4 @@
-"""Whole-process behaviour: a SIGKILL mid-grid, and a pip-installed third-party plugin."""
+"""Whole-process behaviour: SIGKILL, SIGINT and SIGTERM mid-grid, and a pip-installed plugin."""
 
 import json
 import signal
@@ -57,20 +57,22 @@ def test_sigkill_mid_grid_then_rerun_finishes_with_one_ok_result_per_cell(tmp_pa
     assert "done earlier" in again.stdout
 
 
-def test_sigint_stops_the_grid_keeping_finished_cells_and_exits_130(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_sigint_or_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_path, sig):
     out = tmp_path / "res"
     exe = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--out", str(out)]
     proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.parquet"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
     assert "run the same command to resume" in stderr
     frame = read_results([out], strict=True).frame
     statuses = frame.groupby("cell_id").status.first()
     assert set(statuses) <= {"ok", "interrupted"} and (statuses == "ok").sum() >= 2
+    assert not list(out.glob(".*.claim"))  # the cell in flight gave its claim back
 
 
 def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
