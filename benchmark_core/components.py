@@ -17,6 +17,7 @@ from .params import Param, validate_params
 
 if TYPE_CHECKING:
     from .budgets import Budget
+    from .replicas import ReplicaStack
 
 #: Sample-space kinds a Task can be.
 KINDS = ("vector", "sequence")
@@ -29,6 +30,7 @@ CAPABILITIES = {
     "autoregressive": "step-wise autoregressive interface",
     "moments": "closed-form moments (mean, covariance)",
     "enumerable": "enumerable sample space",
+    "vmap": "methods that run under torch.func.vmap (replicas trained as one model)",
 }
 
 
@@ -159,7 +161,8 @@ class Model(torch.nn.Module, Component):
     kinds : frozenset[str]
         Task kinds the model can be built for.
     provides : frozenset[str]
-        Subset of ``log_prob``, ``sample``, ``rsample``, ``autoregressive``, ``moments``.
+        Subset of ``log_prob``, ``sample``, ``rsample``, ``autoregressive``, ``moments``,
+        ``vmap`` (its methods run under torch.func.vmap, so replicas can train as one).
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"vector"})
@@ -233,9 +236,16 @@ class Objective(_Needs):
     budgets : dict
         Per-profile budget overrides, applied after the task's (adversarial training may
         need more steps, say); or a dict from task kind to such overrides.
+    replica_kinds : frozenset[str]
+        Task kinds on which it can train several cells as one stacked model
+        (`setup_replicas`, `step_replicas`; the model must provide ``vmap``).
+    replica_params : frozenset[str]
+        Parameters that may differ between replicas trained together (seeds always may).
     """
 
     budgets: ClassVar[dict[str, Any]] = {}
+    replica_kinds: ClassVar[frozenset[str]] = frozenset()
+    replica_params: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step."""
@@ -247,6 +257,16 @@ class Objective(_Needs):
         Must not synchronise with the device (no ``.item()``): the runner checks the loss
         for divergence every few steps.
         """
+        raise NotImplementedError
+
+    def setup_replicas(
+        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict[str, Any]]
+    ) -> None:
+        """Like `setup`, for R replicas stacked in ``models``; ``params[r]`` are replica r's."""
+        raise NotImplementedError
+
+    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        """One step of every replica, on ``batch`` [R, B, ...]; the losses, detached, [R]."""
         raise NotImplementedError
 
     @staticmethod

@@ -25,7 +25,7 @@ from .params import Param
 from .plugins import Entry
 
 TASK_CAPS = frozenset({"log_prob", "sample", "enumerable"})
-MODEL_CAPS = frozenset({"log_prob", "sample", "rsample", "autoregressive", "moments"})
+MODEL_CAPS = frozenset({"log_prob", "sample", "rsample", "autoregressive", "moments", "vmap"})
 
 
 def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
@@ -319,6 +319,35 @@ def check_model_capabilities(entry: Entry, bench: Workbench, kind: str) -> None:
                     )
         if "moments" in provides:
             _check_moments(entry, model, task)
+        if "vmap" in provides:
+            _check_vmap(entry, task, model, build_model(entry, task))
+
+
+def _check_vmap(entry: Entry, task: Task, *models: Model) -> None:
+    """Two replicas stacked: vmapped log_prob equals each model's own; samples are per replica."""
+    from .replicas import ReplicaStack
+
+    decl = "provides 'vmap'"
+    stack = ReplicaStack(models)
+    x = task.test[:16]
+    try:
+        stacked = (
+            stack.call("log_prob", torch.stack([x, x]))
+            if "log_prob" in entry.cls.provides
+            else None
+        )
+        drawn = stack.call("sample", 8) if "sample" in entry.cls.provides else None
+    except Exception as exc:  # vmap refuses many in-place and data-dependent operations
+        raise fail(entry, decl, f"a method failed under torch.func.vmap: {exc}") from None
+    if stacked is not None:
+        with torch.no_grad():
+            alone = torch.stack([m.log_prob(x) for m in models])
+        if stacked.shape != alone.shape or not torch.allclose(stacked, alone, atol=1e-5, rtol=1e-5):
+            raise fail(entry, decl, "log_prob under vmap differs from each replica's own log_prob")
+    if drawn is not None and tuple(drawn.shape[:2]) != (2, 8):
+        raise fail(
+            entry, decl, f"sample(8) on 2 replicas gave shape {tuple(drawn.shape)}, not (2, 8, ...)"
+        )
 
 
 def _check_moments(entry: Entry, model: Model, task: Task) -> None:

@@ -51,11 +51,14 @@ class RichGridUI:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+    def cell_started(self, cell: Cell, index: int, total: int, replicas: int = 1) -> None:
         """Show the cell's own bar."""
+        text = cell.describe()
+        if replicas > 1:
+            text += f" (+{replicas - 1} replicas trained with it)"
         self.progress.update(
             self.cell,
-            description=escape(cell.describe()),
+            description=escape(text),
             completed=0,
             total=cell.budget.steps,
             visible=cell.skip_reason is None,

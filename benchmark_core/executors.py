@@ -1,7 +1,10 @@
 """Where cells run, and the grid loop around them: resume, write as each cell ends, count.
 
-Only the in-process executor exists so far; a cell is the unit of work, so a process pool or
-a cluster executor slots in behind the same ``run_grid``.
+The unit of work is an *item*: one cell, or replica cells that train together as one
+vectorised model (see :mod:`benchmark_core.replicas`). Items run in this process, in a local
+pool of worker processes (:mod:`benchmark_core.pool`) or as Ray tasks on a cluster
+(:mod:`benchmark_core.ray_executor`); whichever runs them, this process writes each cell's
+file as soon as its outcome arrives.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ import torch
 from .claims import claim, release
 from .errors import ResultsError
 from .grid import Cell
-from .pool import run_pool
+from .pool import Claimed, run_pool
+from .replicas import group_replicas
 from .results import cell_state, check_file, result_files, write_cell
-from .runner import Outcome, TaskCache, run_cell
+from .runner import Outcome, TaskCache, run_work
 
 
 class GridUI(Protocol):
     """What the grid loop reports to whoever is watching (the CLI draws progress bars)."""
 
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
-        """A cell is about to run."""
+    def cell_started(self, cell: Cell, index: int, total: int, replicas: int = 1) -> None:
+        """A cell (the first of ``replicas`` that train together) is about to run."""
 
     def cell_progress(self, step: int, steps: int) -> None:
         """The running cell reached ``step`` of ``steps``."""
@@ -38,7 +42,7 @@ class GridUI(Protocol):
 class SilentUI:
     """A GridUI that shows nothing."""
 
-    def cell_started(self, cell: Cell, index: int, total: int) -> None:
+    def cell_started(self, cell: Cell, index: int, total: int, replicas: int = 1) -> None:
         pass
 
     def cell_progress(self, step: int, steps: int) -> None:
@@ -104,13 +108,16 @@ def run_grid(
     timeout: float | None = None,
     ui: GridUI | None = None,
     jobs: int = 1,
+    replicas: int = 1,
 ) -> GridReport:
     """Run every cell that is not done yet, writing each one's file as soon as it ends.
 
-    ``jobs`` > 1 runs cells in that many worker processes (see :mod:`benchmark_core.pool`),
-    where the time limit is enforced by killing the worker. Ctrl-C ends the cells in flight
-    as ``interrupted`` (partial rows kept in-process; they are run again next time) and stops
-    the grid; every finished cell's file is already on disk.
+    ``jobs`` > 1 runs items in that many worker processes (see :mod:`benchmark_core.pool`);
+    so does a ``timeout``, which is then enforced by killing the worker even inside a step
+    that hangs. ``replicas`` > 1 lets up to that many cells that differ only in seed (or in
+    a parameter their objective lists in ``replica_params``) train together as one model.
+    Ctrl-C ends the cells in flight as ``interrupted`` (partial rows kept in-process; they
+    are run again next time) and stops the grid; every finished cell's file is on disk.
     """
     ui = ui or SilentUI()
     report = GridReport(out_dir)
@@ -125,21 +132,26 @@ def run_grid(
         else:
             pending.append(cell)
 
-    def acquire(cell: Cell) -> Path | None:
-        held = claim(out_dir, cell.cell_id)
-        if held is None:
-            report.counts["running elsewhere"] += 1
-            ui.cell_finished(cell, "running elsewhere", None)
-        elif not force and is_done(cell, out_dir)[0]:
-            release(held)  # another process finished it since the plan was made
-            report.counts["done earlier"] += 1
-            ui.cell_finished(cell, "done earlier", None)
-            return None
-        return held
+    def acquire(item: list[Cell]) -> Claimed:
+        claimed = []
+        for cell in item:
+            held = claim(out_dir, cell.cell_id)
+            if held is None:
+                report.counts["running elsewhere"] += 1
+                ui.cell_finished(cell, "running elsewhere", None)
+            elif not force and is_done(cell, out_dir)[0]:
+                release(held)  # another process finished it since the plan was made
+                report.counts["done earlier"] += 1
+                ui.cell_finished(cell, "done earlier", None)
+            else:
+                claimed.append((cell, held))
+        return claimed
 
     def finish(cell: Cell, outcome: Outcome, held: Path) -> bool:
         try:
             meta = {"directions": outcome.directions, "budget": cell.budget.as_dict()}
+            if outcome.replicas:
+                meta["replicas"] = outcome.replicas
             write_cell(out_dir, cell.cell_id, outcome.rows, meta)
         finally:
             release(held)
@@ -152,19 +164,26 @@ def run_grid(
         return not report.interrupted
 
     try:
-        if jobs > 1:
-            run_pool(pending, jobs, device, timeout, acquire, finish)
+        items = group_replicas(pending, replicas)
+        if jobs > 1 or timeout is not None:
+            run_pool(items, jobs, device, timeout, acquire, finish)
         else:
-            tasks = TaskCache()
-            for index, cell in enumerate(pending):
-                held = acquire(cell)
-                if held is None:
+            tasks, index = TaskCache(), 0
+            for item in items:
+                claimed = acquire(item)
+                if not claimed:
                     continue
-                ui.cell_started(cell, index, len(pending))
-                outcome = run_cell(
-                    cell, device, timeout=timeout, task_cache=tasks, progress=ui.cell_progress
+                ui.cell_started(claimed[0][0], index, len(pending), len(claimed))
+                index += len(claimed)
+                outcomes = run_work(
+                    [cell for cell, _ in claimed],
+                    device,
+                    task_cache=tasks,
+                    progress=ui.cell_progress,
                 )
-                if not finish(cell, outcome, held):
+                pairs = zip(claimed, outcomes, strict=True)
+                going = [finish(cell, out, held) for (cell, held), out in pairs]
+                if not all(going):
                     break
     except KeyboardInterrupt:  # between cells, or the pool already recorded its cells
         report.interrupted = True

@@ -1,10 +1,11 @@
 """A local pool of worker processes (``gbench run -j N``), with hard per-cell time limits.
 
-Each worker is a spawned process that runs one cell at a time and sends back its outcome;
-the parent writes every result, so workers never touch the results folder. A worker that
-dies (a segfault, the OOM killer) has its cell recorded as ``error``; a cell that runs past
-its time limit has its worker killed, even inside a step that hangs, and is recorded as
-``timeout``. Either way a fresh worker takes the dead one's place and the grid goes on.
+Each worker is a spawned process that runs one work item at a time (a cell, or replica cells
+that train together) and sends back the outcomes; the parent writes every result, so workers
+never touch the results folder. A worker that dies (a segfault, the OOM killer) has its cells
+recorded as ``error``; a work item that runs past its time limit has its worker killed, even
+inside a step that hangs, and its cells are recorded as ``timeout``. Either way a fresh worker
+takes the dead one's place and the grid goes on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import Any
 import torch
 
 from .grid import Cell
-from .runner import Outcome, TaskCache, run_cell, skipped_outcome
+from .runner import Outcome, TaskCache, run_work, skipped_outcome
+
+#: A claimed work item: each cell with the claim file that reserves it.
+Claimed = list[tuple[Cell, Path]]
 
 #: Seconds a worker gets beyond the cell's own (cooperative) time limit before it is killed.
 KILL_GRACE_S = 5.0
@@ -37,8 +41,8 @@ def _worker_main(conn: Connection, device: str, threads: int) -> None:
         message = conn.recv()
         if message is None:
             return
-        cell, timeout = message
-        conn.send(run_cell(cell, torch.device(device), timeout=timeout, task_cache=cache))
+        cells, timeout = message
+        conn.send(run_work(cells, torch.device(device), timeout=timeout, task_cache=cache))
 
 
 class _Worker:
@@ -47,13 +51,12 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads), daemon=True)
         self.proc.start()
         child.close()
-        self.cell: Cell | None = None
-        self.held: Path | None = None
+        self.item: Claimed | None = None
         self.started = 0.0
 
-    def give(self, cell: Cell, held: Path, timeout: float | None) -> None:
-        self.cell, self.held, self.started = cell, held, time.monotonic()
-        self.conn.send((cell, timeout))
+    def give(self, item: Claimed, timeout: float | None) -> None:
+        self.item, self.started = item, time.monotonic()
+        self.conn.send(([cell for cell, _ in item], timeout))
 
     def stop(self) -> None:
         if self.proc.is_alive():
@@ -61,7 +64,8 @@ class _Worker:
         self.proc.join(timeout=5)
 
 
-def _failure(cell: Cell, device: torch.device, status: str, message: str) -> Outcome:
+def failure(cell: Cell, device: torch.device, status: str, message: str) -> Outcome:
+    """The outcome of a cell whose run was lost (its worker died, was killed or stopped)."""
     outcome = skipped_outcome(cell, device)  # one row naming the cell, then relabelled
     for row in outcome.rows:
         row.update(status=status, error=message)
@@ -77,87 +81,77 @@ def worker_devices(device: torch.device, jobs: int) -> list[str]:
 
 
 def run_pool(
-    cells: list[Cell],
+    items: list[list[Cell]],
     jobs: int,
     device: torch.device,
     timeout: float | None,
-    acquire: Callable[[Cell], Path | None],
+    acquire: Callable[[list[Cell]], Claimed],
     finish: Callable[[Cell, Outcome, Path], bool],
 ) -> None:
-    """Run ``cells`` on ``jobs`` workers; ``acquire`` claims a cell (None: skip it) and
-    ``finish`` records an outcome (returning False stops the grid)."""
+    """Run work ``items`` on ``jobs`` workers; ``acquire`` claims an item's cells (those it
+    returns are run) and ``finish`` records one cell's outcome (returning False stops the grid).
+    """
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     devices = worker_devices(device, jobs)
-    queue = deque(cells)
-    workers = [_Worker(ctx, devices[i], threads) for i in range(min(jobs, len(cells)))]
-    limit = None if timeout is None else timeout + KILL_GRACE_S
+    queue = deque(items)
+    workers = [_Worker(ctx, devices[i], threads) for i in range(min(jobs, len(items)))]
     try:
         while True:
             for worker in workers:
-                while worker.cell is None and queue:
-                    cell = queue.popleft()
-                    held = acquire(cell)
-                    if held is not None:
-                        worker.give(cell, held, timeout)
-            busy = [w for w in workers if w.cell is not None]
+                while worker.item is None and queue:
+                    claimed = acquire(queue.popleft())
+                    if claimed:
+                        worker.give(claimed, timeout)
+            busy = [w for w in workers if w.item is not None]
             if not busy:
                 return
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
             for i, worker in enumerate(workers):
-                if worker.cell is None:
+                if worker.item is None:
                     continue
-                outcome, kill = None, False
-                if worker.conn.poll():
-                    try:
-                        outcome = worker.conn.recv()
-                    except (EOFError, OSError):
-                        outcome = None
-                if outcome is None and not worker.proc.is_alive():
-                    outcome = _failure(
-                        worker.cell,
-                        device,
-                        "error",
-                        f"worker process died (exit code {worker.proc.exitcode})",
-                    )
-                elif outcome is None and limit and time.monotonic() - worker.started > limit:
-                    outcome, kill = (
-                        _failure(
-                            worker.cell,
-                            device,
-                            "timeout",
-                            f"killed after {limit:g} s (time limit {timeout:g} s)",
-                        ),
-                        True,
-                    )
-                if outcome is None:
+                outcomes = _collect(worker, device, timeout)
+                if outcomes is None:
                     continue
-                cell, held = worker.cell, worker.held
-                worker.cell = None
-                if kill or not worker.proc.is_alive():
+                item, worker.item = worker.item, None
+                if not worker.proc.is_alive():  # died, or killed at its time limit
                     worker.stop()
                     workers[i] = _Worker(ctx, devices[i], threads)
-                if not finish(cell, outcome, held):
+                pairs = zip(item, outcomes, strict=True)
+                going = [finish(cell, out, held) for (cell, held), out in pairs]
+                if not all(going):
                     return
     except KeyboardInterrupt:
         for worker in workers:
-            if worker.cell is not None:
+            if worker.item is not None:
                 worker.stop()
-                finish(
-                    worker.cell,
-                    _failure(
-                        worker.cell,
-                        device,
-                        "interrupted",
-                        "stopped by the user (Ctrl-C or SIGTERM)",
-                    ),
-                    worker.held,
-                )
+                for cell, held in worker.item:
+                    why = "stopped by the user (Ctrl-C or SIGTERM)"
+                    finish(cell, failure(cell, device, "interrupted", why), held)
         raise
     finally:
         for worker in workers:
-            if worker.proc.is_alive() and worker.cell is None:
+            if worker.proc.is_alive() and worker.item is None:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)
             worker.proc.join(timeout=2)
             worker.stop()
+
+
+def _collect(worker: _Worker, device: torch.device, timeout: float | None) -> list[Outcome] | None:
+    """The outcomes of the worker's item if it has ended (or died, or ran out of time)."""
+    assert worker.item is not None
+    cells = [cell for cell, _ in worker.item]
+    if worker.conn.poll():
+        with contextlib.suppress(EOFError, OSError):
+            return worker.conn.recv()
+    if not worker.proc.is_alive():
+        why = f"worker process died (exit code {worker.proc.exitcode})"
+        return [failure(cell, device, "error", why) for cell in cells]
+    if timeout is not None:
+        limit = timeout * len(cells) + KILL_GRACE_S
+        if time.monotonic() - worker.started > limit:
+            worker.stop()
+            why = f"killed after {limit:g} s (time limit {timeout:g} s per cell)"
+            return [failure(cell, device, "timeout", why) for cell in cells]
+    return None

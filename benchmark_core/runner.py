@@ -41,6 +41,8 @@ class Outcome:
     error: str | None = None
     wall_time_s: float = 0.0
     directions: dict[str, str] = field(default_factory=dict)
+    #: The cell ids trained together as replicas (empty when the cell ran alone).
+    replicas: list[str] = field(default_factory=list)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -298,3 +300,25 @@ def run_cell(
     finally:
         torch.set_num_threads(threads)
     return run.finish("ok", None)
+
+
+def run_work(
+    cells: list[Cell],
+    device: torch.device,
+    *,
+    timeout: float | None = None,
+    task_cache: TaskCache | None = None,
+    progress: ProgressFn | None = None,
+) -> list[Outcome]:
+    """Run one work item: a single cell, or replicas that train together as one model.
+
+    Returns one outcome per cell, in order. A batch's time limit is ``timeout`` per cell.
+    """
+    if len(cells) == 1:
+        return [
+            run_cell(cells[0], device, timeout=timeout, task_cache=task_cache, progress=progress)
+        ]
+    from .replicas import run_replicas
+
+    limit = None if timeout is None else timeout * len(cells)
+    return run_replicas(cells, device, timeout=limit, task_cache=task_cache, progress=progress)

@@ -25,7 +25,7 @@ class IsotropicGaussian(Model):
     name = "isotropic_gaussian"
     description = "isotropic Gaussian N(μ, s²I): the paper's Figure 1 model"
     kinds = frozenset({"vector"})
-    provides = frozenset({"log_prob", "sample", "rsample", "moments"})
+    provides = frozenset({"log_prob", "sample", "rsample", "moments", "vmap"})
     param_spec = dict(_INIT)
 
     def build(self, task: Task) -> None:
@@ -57,7 +57,7 @@ class FullGaussian(Model):
     name = "gaussian"
     description = "Gaussian N(μ, Σ) with a full covariance (Cholesky-parameterised)"
     kinds = frozenset({"vector"})
-    provides = frozenset({"log_prob", "sample", "rsample", "moments"})
+    provides = frozenset({"log_prob", "sample", "rsample", "moments", "vmap"})
     param_spec = dict(_INIT)
 
     def build(self, task: Task) -> None:

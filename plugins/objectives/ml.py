@@ -8,6 +8,7 @@ from benchmark_core import hookimpl
 from benchmark_core.budgets import Budget
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.params import positive
+from benchmark_core.replicas import ReplicaStack
 
 
 class MaximumLikelihood(Objective):
@@ -17,6 +18,7 @@ class MaximumLikelihood(Objective):
     description = "maximum likelihood: minimise −E_P log Q, i.e. KL[P‖Q] (mode covering)"
     model_requires = frozenset({"log_prob"})
     param_spec = {"lr": positive(0.05, "Adam learning rate (cosine-decayed to lr/100)")}
+    replica_kinds = frozenset({"vector"})
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         self.model = model
@@ -26,6 +28,20 @@ class MaximumLikelihood(Objective):
         loss = -self.model.log_prob(batch).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+    def setup_replicas(
+        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
+    ) -> None:
+        self.models = models
+        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps)
+
+    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        loss = -self.models.call("log_prob", batch).mean(1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # replicas share no parameter: each gets its own gradient
         self.opt.step()
         self.sched.step()
         return loss.detach()
