@@ -118,6 +118,14 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     type=click.IntRange(min=1),
     help="Worker processes (GPUs shared round-robin); >1 also makes --timeout a hard kill.",
 )
+@click.option(
+    "--replicas",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most cells that differ only in seed (or π...) to train as one vectorised model; "
+    "1 runs every cell alone.",
+)
 @click.option("--force", is_flag=True, help="Rerun cells that already have results.")
 @click.option(
     "--deterministic",
@@ -188,6 +196,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
                 timeout=timeout,
                 ui=ui,
                 jobs=int(options["jobs"]),
+                replicas=int(options["replicas"]),
             )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -184,7 +184,10 @@ def run_replicas(
     runs = [_CellRun(cell, device, timeout) for cell in cells]
     done: dict[int, Outcome] = {}
     threads = torch.get_num_threads()
+    limit = cells[0].task.cls.max_threads
     try:
+        if limit is not None:
+            torch.set_num_threads(max(1, min(threads, limit)))
         _train(cells, runs, done, device, task_cache or TaskCache(), progress)
         status, error = "ok", None
     except CellTimeout as exc:

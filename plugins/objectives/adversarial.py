@@ -25,6 +25,7 @@ from benchmark_core import hookimpl
 from benchmark_core.budgets import Budget
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.params import Param, positive, probability
+from benchmark_core.replicas import ReplicaStack
 from plugins.objectives.score_function import surrogate
 
 
@@ -77,6 +78,8 @@ class AdversarialJSPi(Objective):
     }
     all_sweep = {"pi": [0.1, 0.5, 0.99]}
     budgets = {"vector": {"quick": {"steps": 3000}, "paper": {"steps": 30_000}}}
+    replica_kinds = frozenset({"vector"})
+    replica_params = frozenset({"pi"})
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         self.model = model
@@ -93,16 +96,51 @@ class AdversarialJSPi(Objective):
         self.offset = self.pi * math.log(self.pi) + (1 - self.pi) * math.log1p(-self.pi)
 
     def value(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)], with D = σ(logit)."""
-        on_p = F.logsigmoid(self.disc(real)).mean()
-        on_q = F.logsigmoid(-self.disc(fake)).mean()
+        """V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)], with D = σ(logit).
+
+        With replicas (real, fake [R, n, d]) it is every replica's V, [R].
+        """
+        on_p = F.logsigmoid(self.disc(real)).flatten(-2).mean(-1)
+        on_q = F.logsigmoid(-self.disc(fake)).flatten(-2).mean(-1)
         return self.pi * on_p + (1 - self.pi) * on_q
 
     def generator_cost(self, logits: torch.Tensor) -> torch.Tensor:
-        """The generator's loss per sample, from the discriminator's logits."""
+        """The generator's loss per sample, from the discriminator's logits [n, 1]
+        (with replicas [R, n, 1]: π is then [R, 1, 1])."""
+        pi = self.pi if isinstance(self.pi, float) else self.pi[:, None, None]
         if self.generator_loss == "minimax":
-            return (1 - self.pi) * F.logsigmoid(-logits)
-        return -(1 - self.pi) * F.logsigmoid(logits)
+            return (1 - pi) * F.logsigmoid(-logits)
+        return -(1 - pi) * F.logsigmoid(logits)
+
+    def setup_replicas(
+        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
+    ) -> None:
+        device = next(models.parameters()).device
+        discs = [mlp(task.train.shape[1], self.d_width, self.d_depth) for _ in params]
+        self.model, self.disc = models, ReplicaStack(discs).to(device)
+        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps, (0.5, 0.999))
+        self.d_opt, self.d_sched = self.adam(
+            self.disc.parameters(), self.d_lr, budget.steps, (0.5, 0.999)
+        )
+        # π per replica: `value` and `generator_cost` broadcast it over each replica's batch.
+        self.pi = torch.tensor([p["pi"] for p in params], device=device)
+        self.offset = self.pi * torch.log(self.pi) + (1 - self.pi) * torch.log1p(-self.pi)
+
+    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        for _ in range(self.d_steps):
+            fake = self.model.call("sample", self.n_samples)
+            v = self.value(batch, fake)
+            self.d_opt.zero_grad(set_to_none=True)
+            (-v.sum()).backward()  # replicas share no parameter: each its own gradient
+            self.d_opt.step()
+        fake = self.model.call("rsample", self.n_samples)
+        g_loss = self.generator_cost(self.disc(fake)).flatten(1).mean(1).sum()
+        self.opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.d_sched.step()
+        return v.detach() - self.offset
 
     def sequence_step(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -20,6 +20,7 @@ from benchmark_core import hookimpl
 from benchmark_core.budgets import Budget
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.params import Param, positive, probability
+from benchmark_core.replicas import ReplicaStack
 from plugins.objectives.score_function import surrogate
 
 _N_SAMPLES = Param(1024, "samples of Q per step (vectors; on sequences: the batch size)", low=1)
@@ -38,9 +39,37 @@ class _FromDensities(Objective):
         "sequence": frozenset({"autoregressive", "log_prob"}),
     }
 
+    replica_kinds = frozenset({"vector"})
+
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         self.model, self.task = model, task
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps)
+
+    def setup_replicas(
+        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
+    ) -> None:
+        self.models, self.task = models, task
+        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps)
+        self.replica_setup(params)
+
+    def replica_setup(self, params: list[dict]) -> None:
+        """Per-replica values of the parameters in ``replica_params`` (none by default)."""
+
+    def task_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log P of [R, n, d] points, [R, n] (P is shared: no vmap needed)."""
+        return self.task.log_prob(x.flatten(0, 1)).view(x.shape[:2])
+
+    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
+        """Every replica's loss, [R], on ``batch`` [R, B, d]."""
+        raise NotImplementedError
+
+    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        loss = self.replica_losses(batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # replicas share no parameter: each gets its own gradient
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The loss to differentiate, or (a surrogate to differentiate, the value to log)."""
@@ -89,6 +118,10 @@ class ReverseKL(_FromDensities):
         x = self.model.rsample(self.n_samples)
         return (self.model.log_prob(x) - self.task.log_prob(x)).mean()
 
+    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
+        x = self.models.call("rsample", self.n_samples)
+        return (self.models.call("log_prob", x) - self.task_log_prob(x)).mean(1)
+
 
 class ExactJSPi(_FromDensities):
     """JS_π[P‖Q] = π KL[P‖M] + (1 − π) KL[Q‖M], M = πP + (1 − π)Q, with the true densities.
@@ -109,10 +142,27 @@ class ExactJSPi(_FromDensities):
         "n_samples": _N_SAMPLES,
     }
     all_sweep = {"pi": [0.1, 0.5, 0.99]}
+    replica_params = frozenset({"pi"})
 
-    def log_m(self, log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-        """log M = log(π P + (1 − π) Q)."""
-        return torch.logaddexp(log_p + math.log(self.pi), log_q + math.log1p(-self.pi))
+    def log_m(
+        self, log_p: torch.Tensor, log_q: torch.Tensor, pi: float | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """log M = log(π P + (1 − π) Q); ``pi`` defaults to the objective's own."""
+        pi = torch.as_tensor(self.pi if pi is None else pi, dtype=log_p.dtype)
+        return torch.logaddexp(log_p + torch.log(pi), log_q + torch.log1p(-pi))
+
+    def replica_setup(self, params: list[dict]) -> None:
+        device = next(self.models.parameters()).device
+        self.pis = torch.tensor([p["pi"] for p in params], device=device)[:, None]
+
+    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
+        pi = self.pis
+        log_p_p, log_q_p = self.task_log_prob(batch), self.models.call("log_prob", batch)
+        x = self.models.call("rsample", self.n_samples)
+        log_p_q, log_q_q = self.task_log_prob(x), self.models.call("log_prob", x)
+        on_p = (log_p_p - self.log_m(log_p_p, log_q_p, pi)).mean(1)
+        on_q = (log_q_q - self.log_m(log_p_q, log_q_q, pi)).mean(1)
+        return pi[:, 0] * on_p + (1 - pi[:, 0]) * on_q
 
     def exact(self) -> torch.Tensor:
         """JS_π summed over the task's whole (enumerable) sample space."""
