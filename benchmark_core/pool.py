@@ -37,6 +37,7 @@ def _worker_main(conn: Connection, device: str, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     torch.set_num_threads(threads)
     cache = TaskCache()
+    conn.send("ready")  # start-up (importing torch and the plugins) is not charged to a cell
     while True:
         message = conn.recv()
         if message is None:
@@ -53,6 +54,14 @@ class _Worker:
         child.close()
         self.item: Claimed | None = None
         self.started = 0.0
+        self.ready = False
+
+    def poll_ready(self) -> bool:
+        """Whether the worker has started up (reading its "ready" message if it has)."""
+        if not self.ready and self.conn.poll():
+            with contextlib.suppress(EOFError, OSError):
+                self.ready = self.conn.recv() == "ready"
+        return self.ready
 
     def give(self, item: Claimed, timeout: float | None) -> None:
         self.item, self.started = item, time.monotonic()
@@ -96,17 +105,28 @@ def run_pool(
     devices = worker_devices(device, jobs)
     queue = deque(items)
     workers = [_Worker(ctx, devices[i], threads) for i in range(min(jobs, len(items)))]
+    start_failures = 0
     try:
         while True:
-            for worker in workers:
-                while worker.item is None and queue:
+            for i, worker in enumerate(workers):
+                if not worker.poll_ready() and not worker.proc.is_alive():
+                    start_failures += 1
+                    if start_failures > 3:
+                        raise RuntimeError(
+                            "gbench worker processes die while starting up (exit code "
+                            f"{worker.proc.exitcode}); run with -j 1 and no --timeout to see why"
+                        )
+                    workers[i] = _Worker(ctx, devices[i], threads)
+                    continue
+                while worker.ready and worker.item is None and queue:
                     claimed = acquire(queue.popleft())
                     if claimed:
                         worker.give(claimed, timeout)
             busy = [w for w in workers if w.item is not None]
-            if not busy:
+            if not busy and not queue:
                 return
-            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
+            waiting = [w for w in workers if w.item is not None or not w.ready]
+            wait([w.conn for w in waiting] + [w.proc.sentinel for w in waiting], timeout=0.5)
             for i, worker in enumerate(workers):
                 if worker.item is None:
                     continue

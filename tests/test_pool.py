@@ -60,6 +60,18 @@ def test_a_hanging_step_is_killed_at_the_time_limit_and_the_grid_goes_on(tmp_pat
     assert report.counts["timeout"] == 1 and "killed after" in report.failed[0][2]
 
 
+def test_with_one_job_a_time_limit_still_kills_a_hanging_step(tmp_path):
+    # In-process, a step that never returns could not be stopped: with --timeout the cell
+    # runs in a worker process even at -j 1.
+    cells = grid(registry_with(HangsForever), objectives="hangs_forever,ml", metrics="moments")
+    start = time.monotonic()
+    report = run_grid(cells, tmp_path, CPU, jobs=1, timeout=10.0)
+    assert time.monotonic() - start < 60
+    statuses = frame(tmp_path).groupby("label").status.first().to_dict()
+    assert statuses == {"hangs_forever": "timeout", "ml": "ok"}
+    assert "killed after 15 s (time limit 10 s per cell)" in report.failed[0][2]
+
+
 def test_a_worker_process_dying_marks_its_cell_error_and_the_grid_goes_on(tmp_path):
     cells = grid(registry_with(KillsItsWorker), objectives="kills_its_worker,ml", seeds="2")
     report = run_grid(cells, tmp_path, CPU, jobs=2)

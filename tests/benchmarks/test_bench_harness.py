@@ -1,61 +1,59 @@
-"""Hot paths of the harness (run with ``pytest tests/benchmarks --benchmark-only``)."""
+"""Hot paths of the harness and the training steps (``pytest tests/benchmarks --benchmark-only``).
 
+The same workloads, as a table of ratios against their targets: ``tests/benchmarks/ratios.py``.
+"""
+
+import itertools
+
+import pytest
 import torch
-from conftest import grid, registry_with
+from conftest import registry_with
+from speed import Noop, batches, build, cells, grid_seconds, trivial_cells
 
-from benchmark_core.components import Objective
-from benchmark_core.executors import run_grid
+from benchmark_core.plugins import load_registry
+from benchmark_core.replicas import ReplicaStack
 from benchmark_core.runner import TaskCache, run_cell
 
 CPU = torch.device("cpu")
+REGISTRY = load_registry({"GBENCH_LOAD_PLUGINS": ""})
+VECTOR_OBJECTIVES = ["ml", "reverse_kl", "jspi_exact", "jspi"]
 
 
-class Noop(Objective):
-    """A trivial objective: the cost of a cell is then the harness's own."""
-
-    name = "noop"
-
-    def setup(self, model, task, budget):
-        self.zero = torch.zeros(())
-
-    def step(self, batch, step):
-        return self.zero
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what the runner uses for the built-in tasks
+    yield
+    torch.set_num_threads(threads)
 
 
-def test_ml_training_step_gaussian(benchmark):
-    from benchmark_core.budgets import PROFILES
-    from plugins.models.gaussian import FullGaussian
-    from plugins.objectives.ml import MaximumLikelihood
-    from plugins.tasks.gaussian import GaussianTask
+@pytest.mark.parametrize("objective", VECTOR_OBJECTIVES)
+def test_training_step_gaussian(benchmark, objective):
+    [cell] = cells(REGISTRY, objective, "gaussian", "gaussian")
+    task, _, obj = build(cell)
+    data = itertools.cycle(batches(task, cell, 8))
+    benchmark(lambda: obj.step(next(data), 0))
 
-    task = GaussianTask()
-    model = FullGaussian(task)
-    objective = MaximumLikelihood()
-    objective.setup(model, task, PROFILES["quick"])
-    batch = task.train[:256]
-    benchmark(objective.step, batch, 0)
+
+@pytest.mark.parametrize("objective", VECTOR_OBJECTIVES)
+def test_32_replicas_step_gaussian(benchmark, objective):
+    group = cells(REGISTRY, objective, "gaussian", "isotropic_gaussian", seeds="32")
+    first = group[0]
+    task, _, obj = build(first)
+    models = [c.model.cls(task, **c.model.params) for c in group]
+    obj.setup_replicas(ReplicaStack(models), task, first.budget, [first.objective.params] * 32)
+    data = itertools.cycle(batches(task, first, 4, replicas=32))
+    benchmark(lambda: obj.step_replicas(next(data), 0))
 
 
 def test_harness_overhead_per_cell(benchmark, tmp_path):
     """A grid of 20 trivial cells (1 step, no metrics), written to disk: divide by 20."""
-    reg = registry_with(Noop)
-    cells = grid(reg, objectives="noop", metrics="moments", seeds="20")
-    cells = [
-        c.__class__(
-            **{
-                **c.__dict__,
-                "budget": c.budget.__class__(
-                    **{**c.budget.as_dict(), "steps": 1, "checkpoints": 1, "log_every": 1}
-                ),
-            }
-        )
-        for c in cells
-    ]
-    counter = iter(range(10**6))
-    benchmark(lambda: run_grid(cells, tmp_path / str(next(counter)), CPU, force=True))
+    grid = trivial_cells(registry_with(Noop), 20)
+    counter = itertools.count()
+    benchmark(lambda: grid_seconds(grid, tmp_path / str(next(counter))))
 
 
 def test_run_cell_smoke_ml_gaussian(benchmark):
-    [cell] = grid(registry_with())
+    [cell] = cells(REGISTRY, "ml", "gaussian", "isotropic_gaussian", budget="smoke")
     cache = TaskCache()
     benchmark(run_cell, cell, CPU, task_cache=cache)
