@@ -15,6 +15,7 @@ each declaration into a check that runs in a second on the CPU:
 - ``density[KIND]``: log_prob agrees with the samples (see :mod:`.conformance_density`);
 - ``smoke_cell[KIND]``: the objective trains a compatible (task, model) pair for a few steps
   through the real runner on the CPU;
+- ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack;
 - ``requirements[KIND]``: run against proxies that expose only the declared capabilities,
   the objective or metric never calls an undeclared one;
 - ``values[KIND]``: a metric returns finite-or-NaN values under stable names, each with a
@@ -202,13 +203,19 @@ class Workbench:
         rest = [e for n, e in sorted(models.items()) if n not in task.cls.default_models]
         return [m for m in named + rest if model_incompatibility(m.cls, task.cls) is None]
 
-    def pair_for(self, user: Entry, kind: str) -> tuple[Entry, Entry]:
-        """A (task, model) of ``kind`` that the objective or metric ``user`` can run on."""
+    def pair_for(
+        self, user: Entry, kind: str, needs: frozenset[str] = frozenset()
+    ) -> tuple[Entry, Entry]:
+        """A (task, model) of ``kind`` that the objective or metric ``user`` can run on (with
+        a model that also provides ``needs``)."""
         for task in self._tasks_of(kind):
             for model in self._models_for(task):
-                if incompatibility(user.cls, task.cls, model.cls) is None:
+                if needs <= model.cls.provides and (
+                    incompatibility(user.cls, task.cls, model.cls) is None
+                ):
                     return task, model
-        raise NotApplicable(f"no installed {kind} task and model satisfy {user.name}'s needs")
+        extra = f" with a model providing {sorted(needs)}" if needs else ""
+        raise NotApplicable(f"no installed {kind} task and model{extra} satisfy {user.name}")
 
     def task_for(self, model: Entry, kind: str) -> Entry:
         """A task of ``kind`` that ``model`` can be built for (one listing it as a default

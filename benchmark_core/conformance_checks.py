@@ -18,6 +18,7 @@ from .conformance_runs import (
     check_metric_requirements,
     check_metric_values,
     check_objective_requirements,
+    check_replicas,
     check_smoke_cell,
 )
 from .errors import UsageError
@@ -48,6 +49,8 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         elif entry.kind == "objective":
             checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell, kind))
             checks.append(make(f"requirements[{kind}]", check_objective_requirements, kind))
+            if kind in cls.replica_kinds:
+                checks.append(make(f"replicas[{kind}]", check_replicas, kind))
         else:
             checks.append(make(f"values[{kind}]", check_metric_values, kind))
             checks.append(make(f"requirements[{kind}]", check_metric_requirements, kind))

@@ -45,6 +45,26 @@ def check_smoke_cell(entry: Entry, bench: Workbench, kind: str) -> None:
         )
 
 
+def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:
+    """Three replicas (seeds 0-2) train as one stack for a few steps and each ends ok."""
+    from .grid import Cell
+    from .replicas import run_replicas
+    from .selection import Configured
+
+    task_e, model_e = bench.pair_for(entry, kind, needs=frozenset({"vmap"}))
+    decl = f"replica_kinds={sorted(entry.cls.replica_kinds)}"
+    confs = [Configured(e, e.cls.validate({}), {}) for e in (task_e, model_e, entry)]
+    budget = smoke_budget(task_e.cls, entry.cls)
+    cells = [Cell(*confs, (), seed, budget) for seed in range(3)]
+    with torch.random.fork_rng(devices=[]):
+        outcomes = run_replicas(cells, CPU, task_cache=bench.cache)
+    for outcome in outcomes:
+        if outcome.status != "ok":
+            tail = (outcome.error or "").strip().splitlines()[-1:] or [""]
+            pair = f"({task_e.name}, {model_e.name})"
+            raise fail(entry, decl, f"replicas on {pair} ended '{outcome.status}': {tail[0]}")
+
+
 def _requirements_decl(
     entry: Entry, kind: str, violations: list[tuple[str, str, str]]
 ) -> tuple[str, str]:

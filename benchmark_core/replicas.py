@@ -248,6 +248,11 @@ def _train(
         if cursor + batch > n:
             perm, cursor = permutations(), 0
         loss = objective.step_replicas(data[perm[:, cursor : cursor + batch]], step - 1)
+        if loss.shape != loss_sum.shape:
+            raise ValueError(
+                f"{first.objective.name}.step_replicas returned a loss of shape "
+                f"{tuple(loss.shape)}: it must return one loss per replica, shape [{len(cells)}]"
+            )
         cursor += batch
         loss_sum += loss.detach()
         in_window += 1

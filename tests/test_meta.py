@@ -14,7 +14,7 @@ from conftest import REPO, registry_with
 from benchmark_core import conformance, hookspecs
 from benchmark_core.components import Estimate, Metric, Model, Objective, Task
 from benchmark_core.params import Param, positive
-from plugins.models.gaussian import IsotropicGaussian
+from plugins.models.gaussian import FullGaussian, IsotropicGaussian
 from plugins.objectives.ml import MaximumLikelihood
 from plugins.tasks.gaussian import GaussianTask
 
@@ -237,6 +237,32 @@ def test_an_objective_whose_smoke_cell_errors_fails():
     message = _failure(_results(CrashingObjective), "objective:bad_crash:smoke_cell[vector]")
     assert "a smoke cell on (gaussian, isotropic_gaussian) ended 'error'" in message
     assert "RuntimeError: shapes do not match" in message
+
+
+class OneLossForAllReplicas(MaximumLikelihood):
+    name = "bad_replicas"
+
+    def step_replicas(self, batch, step):
+        return super().step_replicas(batch, step).mean()  # one number, not one per replica
+
+
+def test_an_objective_whose_replica_step_returns_one_loss_fails():
+    message = _failure(_results(OneLossForAllReplicas), "objective:bad_replicas:replicas[vector]")
+    assert "replicas on (gaussian, isotropic_gaussian) ended 'error'" in message
+    assert "it must return one loss per replica, shape [3]" in message
+
+
+class NotVmappable(FullGaussian):
+    name = "bad_vmap"
+
+    def log_prob(self, x):
+        scale = float(self.log_diag.detach().exp().max())  # a Python number: vmap cannot
+        return super().log_prob(x) + 0 * scale
+
+
+def test_a_model_that_declares_vmap_but_breaks_under_it_fails():
+    message = _failure(_results(NotVmappable), "model:bad_vmap:capabilities[vector]")
+    assert "provides 'vmap'" in message and "failed under torch.func.vmap" in message
 
 
 class UnseededTask(GaussianTask):
