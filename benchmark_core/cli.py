@@ -36,6 +36,7 @@ CONFIG_KEYS = (
     "force",
     "deterministic",
     "jobs",
+    "replicas",
 )
 
 console = Console(stderr=False)
@@ -62,6 +63,10 @@ def _load_config(path: str) -> dict[str, Any]:
                 f"config file {path}: unknown key '{key}'.{did_you_mean(key, CONFIG_KEYS)} "
                 f"Valid keys: {', '.join(CONFIG_KEYS)}."
             )
+    for key in ("jobs", "replicas"):  # a file's values bypass the options' own checks
+        value = data.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"config file {path}: {key} = {value!r} must be a whole number ≥ 1.")
     for key, value in list(data.items()):
         if isinstance(value, list) and key in (*KIND_NAMES, "seeds"):
             data[key] = ",".join(map(str, value))
