@@ -37,6 +37,8 @@ CONFIG_KEYS = (
     "deterministic",
     "jobs",
     "replicas",
+    "executor",
+    "address",
 )
 
 console = Console(stderr=False)
@@ -121,7 +123,17 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Worker processes (GPUs shared round-robin); >1 also makes --timeout a hard kill.",
+    help="Worker processes (GPUs shared round-robin); with --executor ray, tasks in flight.",
+)
+@click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="Where cells run: this machine, or Ray tasks (one CPU, or one GPU on CUDA, per cell).",
+)
+@click.option(
+    "--address", default=None, help="Ray cluster address for --executor ray; default RAY_ADDRESS."
 )
 @click.option(
     "--replicas",
@@ -154,6 +166,16 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
         for key, value in _load_config(config_path).items():
             if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
                 options[key] = value
+    if options["executor"] not in ("local", "ray"):
+        raise UsageError(f"executor {options['executor']!r}: choose local or ray.")
+    if options["address"] is not None and options["executor"] != "ray":
+        raise UsageError(
+            "--address is a Ray cluster's address: add --executor ray to run the grid there."
+        )
+    if options["executor"] == "ray":
+        from .ray_executor import import_ray
+
+        import_ray()  # before anything runs: say how to install Ray if it is missing
     registry = get_registry()
     _report_plugin_failures(registry)
     specs = {k: parse_selection(str(options[k]), k) for k in ("objectives", "tasks", "metrics")}
@@ -171,7 +193,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
         parse_seeds(options["seeds"]),
         options["budget"],
     )
-    device = resolve_device(str(options["device"]))
+    device = resolve_device(str(options["device"]), here=options["executor"] == "local")
     if options["deterministic"]:
         from .runner import enable_determinism
 
@@ -202,6 +224,8 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
                 ui=ui,
                 jobs=int(options["jobs"]),
                 replicas=int(options["replicas"]),
+                executor=str(options["executor"]),
+                address=options["address"],
             )
     finally:
         signal.signal(signal.SIGTERM, previous)

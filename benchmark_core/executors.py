@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 
 from .claims import claim, release
-from .errors import ResultsError
+from .errors import ResultsError, UsageError
 from .grid import Cell
 from .pool import Claimed, run_pool
 from .replicas import group_replicas
@@ -109,16 +109,23 @@ def run_grid(
     ui: GridUI | None = None,
     jobs: int = 1,
     replicas: int = 1,
+    executor: str = "local",
+    address: str | None = None,
 ) -> GridReport:
     """Run every cell that is not done yet, writing each one's file as soon as it ends.
 
     ``jobs`` > 1 runs items in that many worker processes (see :mod:`benchmark_core.pool`);
     so does a ``timeout``, which is then enforced by killing the worker even inside a step
-    that hangs. ``replicas`` > 1 lets up to that many cells that differ only in seed (or in
-    a parameter their objective lists in ``replica_params``) train together as one model.
+    that hangs. ``executor="ray"`` runs each item as a Ray task instead, on the cluster at
+    ``address`` (else RAY_ADDRESS, else a local Ray instance), with at most ``jobs`` (> 1) or
+    the cluster's CPUs (GPUs on CUDA) in flight; see :mod:`benchmark_core.ray_executor`.
+    ``replicas`` > 1 lets up to that many cells that differ only in seed (or in a parameter
+    their objective lists in ``replica_params``) train together as one model.
     Ctrl-C ends the cells in flight as ``interrupted`` (partial rows kept in-process; they
     are run again next time) and stops the grid; every finished cell's file is on disk.
     """
+    if executor not in ("local", "ray"):
+        raise UsageError(f"executor {executor!r}: choose local or ray.")
     ui = ui or SilentUI()
     report = GridReport(out_dir)
     start = time.monotonic()
@@ -165,7 +172,11 @@ def run_grid(
 
     try:
         items = group_replicas(pending, replicas)
-        if jobs > 1 or timeout is not None:
+        if executor == "ray":
+            from .ray_executor import run_ray
+
+            run_ray(items, device, timeout, acquire, finish, address=address, jobs=jobs)
+        elif jobs > 1 or timeout is not None:
             run_pool(items, jobs, device, timeout, acquire, finish)
         else:
             tasks, index = TaskCache(), 0

@@ -45,8 +45,12 @@ class Outcome:
     replicas: list[str] = field(default_factory=list)
 
 
-def resolve_device(spec: str) -> torch.device:
-    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a device, refusing one that is not there."""
+def resolve_device(spec: str, *, here: bool = True) -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a device, refusing one that is not there.
+
+    With ``here=False`` (cells run elsewhere, on a Ray cluster) CUDA is not looked for on this
+    machine: the executor checks that the cluster has GPUs.
+    """
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -55,7 +59,7 @@ def resolve_device(spec: str) -> torch.device:
         raise UsageError(
             f"--device {spec!r} is not a device: use auto, cpu, cuda, cuda:N or mps."
         ) from None
-    if device.type == "cuda":
+    if device.type == "cuda" and here:
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: CUDA is not available here; use --device cpu or auto.")
         if device.index is not None and device.index >= torch.cuda.device_count():

@@ -1,5 +1,7 @@
 """The ``gbench`` command line, used as a researcher would."""
 
+import sys
+
 import pandas as pd
 import pytest
 import torch
@@ -86,6 +88,11 @@ def test_ml_fits_the_closed_forms_then_resume_and_force(gbench, tmp_path):
         (["--seeds", "two"], "--seeds 'two' is not valid"),
         (["--budget", "huge"], "'huge' is not one of 'smoke', 'quick', 'paper'"),
         (["--timeout", "-1"], "Invalid value for '--timeout'"),
+        (
+            ["--address", "10.0.0.1:6379"],
+            "--address is a Ray cluster's address: add --executor ray to run the grid there.",
+        ),
+        (["--executor", "dask"], "'dask' is not one of 'local', 'ray'"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(gbench, tmp_path, args, message):
@@ -95,6 +102,16 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(gbench, tmp_path, a
     assert message in " ".join((res.out + res.err).split())
     assert "Traceback" not in res.out + res.err
     assert not out.exists()
+
+
+def test_the_ray_executor_without_ray_says_how_to_install_it(gbench, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    res = gbench("run", "--executor", "ray", "--budget", "smoke", "--out", str(tmp_path / "x"))
+    assert res.code == 2
+    assert "--executor ray needs Ray, which is not installed here: pip install 'gbench[ray]'." in (
+        res.err
+    )
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")

@@ -1,40 +1,18 @@
 """``gbench run -j N``: worker processes, identical results, hard time limits, dead workers."""
 
-import os
 import time
 
 import pytest
 import torch
 from conftest import grid, registry_with
+from faulty import HangsForever, KillsItsWorker
 
 from benchmark_core.executors import run_grid
 from benchmark_core.results import read_results
-from plugins.objectives.ml import MaximumLikelihood
 
 pytestmark = pytest.mark.slow
 CPU = torch.device("cpu")
 COLS = ["cell_id", "step", "metric", "value", "stderr", "status"]
-
-
-class HangsForever(MaximumLikelihood):
-    """A step that never returns: only killing the worker ends it."""
-
-    name = "hangs_forever"
-
-    def step(self, batch, step):
-        if step == 3:
-            while True:
-                time.sleep(1)
-        return super().step(batch, step)
-
-
-class KillsItsWorker(MaximumLikelihood):
-    """A step that takes the whole process down, as a segfault or the OOM killer would."""
-
-    name = "kills_its_worker"
-
-    def step(self, batch, step):
-        os._exit(9)
 
 
 def frame(folder):
