@@ -94,8 +94,15 @@ class AdversarialJSPi(Objective):
 
     def value(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)], with D = σ(logit)."""
-        on_p = F.logsigmoid(self.disc(real)).mean()
-        on_q = F.logsigmoid(-self.disc(fake)).mean()
+        if self.sequences and real.shape[1:] == fake.shape[1:]:
+            # One GRU pass over both batches (each row is its own sequence): the recurrence's
+            # many small per-step ops run once instead of twice.
+            logits = self.disc(torch.cat([real, fake]))
+            real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
+        else:
+            real_logits, fake_logits = self.disc(real), self.disc(fake)
+        on_p = F.logsigmoid(real_logits).mean()
+        on_q = F.logsigmoid(-fake_logits).mean()
         return self.pi * on_p + (1 - self.pi) * on_q
 
     def generator_cost(self, logits: torch.Tensor) -> torch.Tensor:
