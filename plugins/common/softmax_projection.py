@@ -5,8 +5,9 @@ cost: a [rows, vocab] logit matrix per batch. PyTorch's generic path (linear, lo
 nll_loss, and their backward) makes about ten passes over that matrix and keeps a
 [rows, vocab] tensor per op; here the forward makes three (matrix product, exp, row sum) while
 the block is in cache, and the backward reuses the exponentials it kept, so that the gradient
-(g ⊙ (onehot − softmax)) costs one scaling pass and two matrix products. Measured on one CPU
-core at 1,280 rows x 5,000 symbols: 37 ms per forward and backward instead of 53 ms.
+(g ⊙ (onehot − softmax)) costs one scaling pass and two matrix products. Measured on one
+shared CPU core at 1,280 rows x 5,000 symbols (a text batch of 64), forward and backward side
+by side: 39 ms instead of 59-73 ms for the generic path in blocks.
 
 The bias is folded into the product (h gets a column of ones, W a column b): the separate
 broadcast copy of b into every row of the output costs as much as a third of the product.
