@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from plugins.common import autoregressive
+from plugins.common import autoregressive, softmax_projection
 from plugins.common.autoregressive import LSTMCore, SampleOutput
 
 
@@ -94,8 +94,17 @@ def test_chunked_log_prob_equals_unchunked(monkeypatch: pytest.MonkeyPatch) -> N
     model = _model(11, emb=4, hidden=3)
     x = torch.randint(0, 11, (5, 7), generator=torch.Generator().manual_seed(3))
     full = model.token_log_probs(x)
-    monkeypatch.setattr(autoregressive, "_CPU_CHUNK_ELEMENTS", 3 * 11)  # 3 rows, ragged end
-    torch.testing.assert_close(model.token_log_probs(x), full)
+    full.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    monkeypatch.setattr(softmax_projection, "CPU_BLOCK_ELEMENTS", 3 * 11)  # 3 rows, ragged end
+    with torch.no_grad():
+        torch.testing.assert_close(model.token_log_probs(x), full.detach())
+    chunked = model.token_log_probs(x)
+    torch.testing.assert_close(chunked, full)
+    chunked.sum().backward()
+    for p, g in zip(model.parameters(), grads, strict=True):
+        torch.testing.assert_close(p.grad, g)
 
 
 def test_log_prob_is_differentiable_and_bos_is_a_parameter() -> None:

@@ -18,18 +18,26 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from plugins.common.softmax_projection import (
+    EXP_HEADROOM,
+    augmented,
+    log_softmax_at,
+    with_ones,
+)
 
 State = tuple[torch.Tensor, torch.Tensor]
 
-# Logit buffers are processed a block of rows at a time: about 4 MiB of float32 stays in cache
-# and is reused, where one (batch x vocab) tensor per step would cost a fresh allocation and
-# its page faults (measured: 2-3x slower on CPU). GPUs prefer large blocks.
+# The sampler's logit buffers are processed a block of rows at a time: about 4 MiB of float32
+# stays in cache and is reused, where one (batch x vocab) tensor per step would cost a fresh
+# allocation and its page faults (measured: 2-3x slower on CPU). GPUs prefer large blocks.
+# (Scoring blocks are `softmax_projection`'s.)
 _CPU_CHUNK_ELEMENTS = 1 << 20
 _GPU_CHUNK_ELEMENTS = 1 << 26
-# Margin (in log units) below the largest finite float within which exp is trusted unshifted.
-_EXP_HEADROOM = 4.0
+# The sampler's own margin below the largest float's log (tests force the shifted path by
+# raising it).
+_EXP_HEADROOM = EXP_HEADROOM
 
 
 class SampleOutput(NamedTuple):
@@ -159,42 +167,28 @@ class LSTMCore(nn.Module):
         """Per-position log Q(x_n | prefix), shape [B, L]; differentiable.
 
         The [B, L, V] logits are never materialised at once (they are 4 GB for 10,000
-        sequences of length 20 over 5,000 symbols): the projection runs a block of rows
-        at a time.
+        sequences of length 20 over 5,000 symbols): `log_softmax_at` projects a block of rows
+        at a time, and keeps them only when a gradient will be taken.
         """
         self._check_tokens(x)
         b, length = x.shape
         if length == 0:
             return x.new_zeros((b, 0), dtype=self.out.weight.dtype)
-        flat = self._hidden(x).reshape(b * length, -1)
-        targets = x.reshape(-1).long()
-        rows = max(1, self._chunk_elements(flat.device) // self.vocab)
-        if not (torch.is_grad_enabled() and flat.requires_grad):
-            return self._score_no_grad(flat, targets, rows).view(b, length)
-        parts = [
-            -F.cross_entropy(self.out(flat[s : s + rows]), targets[s : s + rows], reduction="none")
-            for s in range(0, flat.shape[0], rows)
-        ]
-        return torch.cat(parts).view(b, length)
+        bos = torch.full_like(x[:, :1], self.bos)
+        return self.fed_log_probs(torch.cat([bos, x[:, :-1]], dim=1), x)
 
-    def _score_no_grad(self, flat: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
-        """log softmax(W h + b)[target] per row, without autograd (metrics, the oracle).
+    def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable.
 
-        One reused logits buffer; when no logit can overflow exp (|logit| is bounded since
-        h lies in (-1, 1), as in `sample`) the max-subtraction pass is skipped.
+        ``inputs[:, 0]`` is BOS and ``inputs[:, n]`` the symbol read before predicting
+        ``targets[:, n]`` (teacher forcing when inputs = [BOS, targets[:, :-1]]).
         """
-        w, bias = self.out.weight, self.out.bias
-        bound = float((w.abs().sum(dim=1) + bias.abs()).max())
-        safe = bound + math.log(self.vocab) <= math.log(torch.finfo(w.dtype).max) - _EXP_HEADROOM
-        out = torch.empty(flat.shape[0], dtype=w.dtype, device=flat.device)
-        buf = torch.empty((min(rows, flat.shape[0]), self.vocab), dtype=w.dtype, device=w.device)
-        for s in range(0, flat.shape[0], rows):
-            hs, ts = flat[s : s + rows], targets[s : s + rows]
-            z = torch.addmm(bias, hs, w.t(), out=buf[: hs.shape[0]])
-            chosen = z.gather(1, ts[:, None]).squeeze(1)
-            lse = z.exp_().sum(dim=1).log() if safe else torch.logsumexp(z, dim=1)
-            out[s : s + rows] = chosen - lse
-        return out
+        b, length = targets.shape
+        hidden, _ = self.lstm(self.embedding(inputs))
+        # h = o * tanh(c) lies in (-1, 1): h_bound=1 lets the softmax skip its max pass.
+        flat = hidden.reshape(b * length, -1)
+        out = log_softmax_at(flat, self.out.weight, self.out.bias, targets.reshape(-1).long())
+        return out.view(b, length)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact sequence log-probability log Q(x) = sum_n log Q(x_n | prefix), shape [B]."""
@@ -284,10 +278,11 @@ class LSTMCore(nn.Module):
         width = math.isqrt(vocab - 1) + 1
         blocks = -(-vocab // width)
         padded = blocks * width
-        w_pad = torch.zeros((padded, w.shape[1]), dtype=dtype, device=device)
-        w_pad[:vocab] = w
-        b_pad = torch.full((padded,), -math.inf, dtype=dtype, device=device)
-        b_pad[:vocab] = b
+        # [W | b] acting on [h | 1]: the bias rides in the product instead of a broadcast copy
+        # per block (a third of the product's cost); the padding rows are (0, ..., 0, -inf).
+        w1_pad = torch.zeros((padded, w.shape[1] + 1), dtype=dtype, device=device)
+        w1_pad[:vocab] = augmented(w, b)
+        w1_pad[vocab:, -1] = -math.inf
         # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
         # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
         bound = float((w.abs().sum(dim=1) + b.abs()).max())
@@ -303,6 +298,7 @@ class LSTMCore(nn.Module):
         state: State | None = None
         for t in range(length):
             h, state = self._advance(token, state)
+            h1 = with_ones(h)
             u = (
                 None
                 if greedy
@@ -310,7 +306,7 @@ class LSTMCore(nn.Module):
             )
             for s in range(0, n, rows):
                 hs = h[s : s + rows]
-                z = torch.addmm(b_pad, hs, w_pad.t(), out=buf[: hs.shape[0]])
+                z = torch.mm(h1[s : s + rows], w1_pad.t(), out=buf[: hs.shape[0]])
                 if greedy:
                     idx = z.argmax(dim=1)
                     if return_log_prob:

@@ -32,6 +32,15 @@ def mean_estimate(values: torch.Tensor) -> Estimate:
     return Estimate(values.mean().item(), stderr)
 
 
+def _evaluation_cache(model: Model, ctx: EvalContext) -> dict[Any, Any]:
+    """What the metrics of this evaluation share, kept on the model (dropped at a new step)."""
+    cache = getattr(model, "_gbench_draws", None)
+    if cache is None or cache.get("step") != ctx.step:
+        cache = {"step": ctx.step}
+        model._gbench_draws = cache  # type: ignore[attr-defined]
+    return cache
+
+
 def draw(model: Model, ctx: EvalContext, n: int, temperature: float = 1.0) -> Any:
     """``model.sample_with_log_prob(n, temperature)``, shared by the metrics of one evaluation.
 
@@ -40,21 +49,27 @@ def draw(model: Model, ctx: EvalContext, n: int, temperature: float = 1.0) -> An
     for the rest of this evaluation (keyed by step, temperature, size and seed).
     """
     key = (ctx.step, float(temperature), n, torch.initial_seed())
-    cache = getattr(model, "_gbench_draws", None)
-    if cache is None or cache.get("step") != ctx.step:
-        cache = {"step": ctx.step}
-        model._gbench_draws = cache  # type: ignore[attr-defined]
+    cache = _evaluation_cache(model, ctx)
     if key not in cache:
         cache[key] = model.sample_with_log_prob(n, temperature)
     return cache[key]
 
 
+def draw_task_log_probs(
+    model: Model, task: Task, ctx: EvalContext, n: int, temperature: float = 1.0
+) -> torch.Tensor:
+    """log P of `draw`'s samples, shared like them (``nll_oracle`` and ``kl_reverse`` both
+    score the same samples under the task: a pass over n x length softmaxes of P)."""
+    key = ("log_p", ctx.step, float(temperature), n, torch.initial_seed())
+    cache = _evaluation_cache(model, ctx)
+    if key not in cache:
+        cache[key] = task.log_prob(draw(model, ctx, n, temperature).tokens)
+    return cache[key]
+
+
 def test_log_probs(model: Model, task: Task, ctx: EvalContext) -> torch.Tensor:
     """log Q of P's held-out test set, computed once per evaluation (kept like `draw`'s)."""
-    cache = getattr(model, "_gbench_draws", None)
-    if cache is None or cache.get("step") != ctx.step:
-        cache = {"step": ctx.step}
-        model._gbench_draws = cache  # type: ignore[attr-defined]
+    cache = _evaluation_cache(model, ctx)
     if "test" not in cache:
         cache["test"] = model.log_prob(task.test)
     return cache["test"]
@@ -131,8 +146,8 @@ class NLLOracle(_Sampling):
             return {"nll_oracle": mean_estimate(-task.log_prob(x))}
         out = {}
         for t in self.temps(task):
-            tokens = draw(model, ctx, ctx.budget.n_eval, t).tokens
-            out[tagged("nll_oracle", t)] = mean_estimate(-task.log_prob(tokens))
+            log_p = draw_task_log_probs(model, task, ctx, ctx.budget.n_eval, t)
+            out[tagged("nll_oracle", t)] = mean_estimate(-log_p)
         return with_per_token(out, task)
 
 

@@ -17,6 +17,7 @@ import torch
 from benchmark_core.components import Estimate, EvalContext, Model, Task
 from plugins.metrics.likelihood import (
     draw,
+    draw_task_log_probs,
     mean_estimate,
     task_test_log_probs,
     test_log_probs,
@@ -52,5 +53,5 @@ def sequence_kl_reverse(model: Model, task: Task, ctx: EvalContext) -> dict[str,
         exact = Estimate(_exact_kl(model.log_prob(x), task.log_prob(x)))
         return {"kl_reverse": exact, "kl_reverse_per_token": _per_token(exact, task.length)}
     out = draw(model, ctx, ctx.budget.n_eval)
-    est = mean_estimate(out.log_prob - task.log_prob(out.tokens))
+    est = mean_estimate(out.log_prob - draw_task_log_probs(model, task, ctx, ctx.budget.n_eval))
     return {"kl_reverse": est, "kl_reverse_per_token": _per_token(est, task.length)}

@@ -174,9 +174,7 @@ class LSTMModel(AutoregressiveModel):
         return self.core.token_log_probs(x)
 
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        hidden, _ = self.core.lstm(self.core.embedding(inputs))
-        logits = self.core.out(hidden)
-        return -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        return self.core.fed_log_probs(inputs, targets)
 
     @torch.no_grad()
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:

@@ -100,8 +100,15 @@ class AdversarialJSPi(Objective):
 
         With replicas (real, fake [R, n, d]) it is every replica's V, [R].
         """
-        on_p = F.logsigmoid(self.disc(real)).flatten(-2).mean(-1)
-        on_q = F.logsigmoid(-self.disc(fake)).flatten(-2).mean(-1)
+        if self.sequences and real.shape[1:] == fake.shape[1:]:
+            # One GRU pass over both batches (each row is its own sequence): the recurrence's
+            # many small per-step ops run once instead of twice.
+            logits = self.disc(torch.cat([real, fake]))
+            real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
+        else:
+            real_logits, fake_logits = self.disc(real), self.disc(fake)
+        on_p = F.logsigmoid(real_logits).flatten(-2).mean(-1)
+        on_q = F.logsigmoid(-fake_logits).flatten(-2).mean(-1)
         return self.pi * on_p + (1 - self.pi) * on_q
 
     def generator_cost(self, logits: torch.Tensor) -> torch.Tensor:
@@ -116,6 +123,7 @@ class AdversarialJSPi(Objective):
         self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
     ) -> None:
         device = next(models.parameters()).device
+        self.sequences = False
         discs = [mlp(task.train.shape[1], self.d_width, self.d_depth) for _ in params]
         self.model, self.disc = models, ReplicaStack(discs).to(device)
         self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps, (0.5, 0.999))
