@@ -275,7 +275,11 @@ class Objective(_Needs):
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """Adam with a cosine decay to ``lr / 100`` over ``steps``, so that the final iterates
         settle instead of jittering at the full learning rate."""
-        opt = torch.optim.Adam(params, lr=lr, betas=betas)
+        params = list(params)
+        # The fused kernel updates every tensor in one call: on the small models of the
+        # built-in tasks it is 3x faster than the per-tensor loop (see tests/benchmarks).
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        opt = torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(steps, 1), eta_min=lr / 100
         )

@@ -355,7 +355,7 @@ def c2st(
         h = torch.nn.functional.silu(h @ w2 + b2)
         return (h @ w3 + b3).squeeze(-1)
 
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr, fused=params[0].device.type in ("cpu", "cuda") or None)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
