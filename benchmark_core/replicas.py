@@ -15,7 +15,9 @@ model with the cell's own metric stream) and its own result file, identical in f
 unbatched run. What differs: the random numbers drawn during training (Q's samples, a
 discriminator's initial weights) come from one stream for the whole batch, so a batched cell
 is reproducible when it runs in the same batch, not bit-for-bit equal to the cell run alone.
-The batch is recorded in each file's metadata (``replicas``: the cell ids trained together).
+The batch is recorded in each file's metadata (``replicas``: the cell ids trained together),
+and each cell's ``wall_time_s`` is its share of the batch's wall time, so that the wall times
+of a grid's cells still add up to what the grid cost.
 """
 
 from __future__ import annotations
@@ -201,6 +203,10 @@ def run_replicas(
     ids = [cell.cell_id for cell in cells]
     outcomes = [done.get(r) or run.finish(status, error) for r, run in enumerate(runs)]
     for outcome in outcomes:
+        # A cell's cost is its share of the batch: the wall times of a grid's cells add up.
+        outcome.wall_time_s /= len(cells)
+        for row in outcome.rows:
+            row["wall_time_s"] = outcome.wall_time_s
         outcome.replicas = ids
     return outcomes
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -64,7 +65,9 @@ def test_replicas_of_ml_give_the_same_numbers_as_cells_run_alone():
     # ml draws no random numbers while training, so the batch must match bit for bit up to
     # float rounding: same initialisation, same data order, own metric streams.
     cells = grid(registry_with(), models="gaussian", seeds="3")
+    start = time.monotonic()
     together = run_replicas(cells, CPU)
+    total = time.monotonic() - start
     for cell, outcome in zip(cells, together, strict=True):
         alone = run_cell(cell, CPU)
         assert outcome.status == alone.status == "ok"
@@ -74,6 +77,10 @@ def test_replicas_of_ml_give_the_same_numbers_as_cells_run_alone():
         assert (a.cell_id == cell.cell_id).all() and (b.cell_id == cell.cell_id).all()
         pd.testing.assert_series_equal(a.value, b.value, rtol=1e-5, atol=1e-6)
         assert outcome.replicas == [c.cell_id for c in cells]
+    # Each cell is charged its share of the batch's wall time.
+    share = together[0].wall_time_s
+    assert 0.8 * total / 3 <= share <= total / 3
+    assert {o.wall_time_s for o in together} == {r["wall_time_s"] for r in together[0].rows}
 
 
 def test_seeds_and_pi_group_but_other_parameters_and_incapable_cells_do_not():
