@@ -18,5 +18,6 @@ gbench report quick -o report.html
   echo "date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "gbench: $(gbench --version)"
   python -c 'import torch, platform; print("torch:", torch.__version__); print("python:", platform.python_version()); print("machine:", platform.platform())'
-  echo "cpus: $(nproc)"
+  echo "cpus: $(nproc), load average after the grid: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "cells: $(ls quick/*.parquet | wc -l) files (default --replicas 32: seeds and π of the vector objectives train together)"
 } > environment.txt
