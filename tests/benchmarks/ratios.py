@@ -140,7 +140,7 @@ def grids(main_grid: bool) -> None:
     out = Path(tempfile.mkdtemp(prefix="gbench-ratios-"))
     try:
         args = ["run", "--objectives", "ml,reverse_kl,jspi_exact", "--tasks", "gaussian"]
-        args += ["--seeds", "2", "--replicas", "1", "--force"]
+        args += ["--seeds", "4", "--replicas", "1", "--force"]
         one = gbench(*args, "-j", "1", "--out", str(out / "j1"))
         two = gbench(*args, "-j", "2", "--out", str(out / "j2"))
         row(
