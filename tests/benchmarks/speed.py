@@ -13,14 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from conftest import grid
 
 from benchmark_core.components import Model, Objective, Task
 from benchmark_core.executors import run_grid
-from benchmark_core.grid import Cell, build_grid
+from benchmark_core.grid import Cell
 from benchmark_core.plugins import Registry
 from benchmark_core.replicas import ReplicaStack
 from benchmark_core.runner import TaskCache, seed_everything
-from benchmark_core.selection import parse_seeds, parse_selection
 
 CPU = torch.device("cpu")
 _CACHE = TaskCache()
@@ -36,16 +36,8 @@ def cells(
     budget: str = "quick",
 ) -> list[Cell]:
     """The runnable cells of a grid given as CLI selection strings (skipped ones dropped)."""
-    grid = build_grid(
-        registry,
-        parse_selection(objectives),
-        parse_selection(tasks),
-        None if models is None else parse_selection(models),
-        parse_selection(metrics),
-        parse_seeds(seeds),
-        budget,
-    )
-    return [cell for cell in grid if cell.skip_reason is None]
+    built = grid(registry, objectives, tasks, models, metrics, seeds, budget)
+    return [cell for cell in built if cell.skip_reason is None]
 
 
 def build(cell: Cell) -> tuple[Task, Model, Objective]:
