@@ -15,9 +15,7 @@ data batch) and uses it for every discriminator step and the generator step.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -29,17 +27,6 @@ from benchmark_core.components import Model, Objective, Task
 from benchmark_core.params import Param, positive, probability
 from benchmark_core.replicas import ReplicaStack
 from plugins.objectives.score_function import surrogate
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """No gradients for ``module``'s parameters inside: the generator's step needs gradients
-    through the discriminator to its input, not for its weights (a third of the backward)."""
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        module.requires_grad_(True)
 
 
 def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:
@@ -155,9 +142,9 @@ class AdversarialJSPi(Objective):
             (-v.sum()).backward()  # replicas share no parameter: each its own gradient
             self.d_opt.step()
         fake = self.model.call("rsample", self.n_samples)
+        g_loss = self.generator_cost(self.disc(fake)).flatten(1).mean(1).sum()
         self.opt.zero_grad(set_to_none=True)
-        with frozen(self.disc):
-            self.generator_cost(self.disc(fake)).flatten(1).mean(1).sum().backward()
+        g_loss.backward()
         self.opt.step()
         self.sched.step()
         self.d_sched.step()
@@ -192,9 +179,9 @@ class AdversarialJSPi(Objective):
             (-v).backward()
             self.d_opt.step()
         fake = self.model.rsample(self.n_samples)
+        g_loss = self.generator_cost(self.disc(fake)).mean()
         self.opt.zero_grad(set_to_none=True)
-        with frozen(self.disc):
-            self.generator_cost(self.disc(fake)).mean().backward()
+        g_loss.backward()
         self.opt.step()
         self.sched.step()
         self.d_sched.step()
