@@ -144,7 +144,7 @@ def grids(main_grid: bool) -> None:
         one = gbench(*args, "-j", "1", "--out", str(out / "j1"))
         two = gbench(*args, "-j", "2", "--out", str(out / "j2"))
         row(
-            "gaussian grid (12 cells, --replicas 1): -j 2 vs -j 1",
+            "gaussian grid (24 cells, --replicas 1): -j 2 vs -j 1",
             f"{two:.0f} s wall",
             f"{one:.0f} s wall",
             f"{one / two:.2f}× (target ≥ 1.6×)",
