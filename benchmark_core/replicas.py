@@ -42,6 +42,7 @@ from .runner import (
     _CellRun,
     run_cell,
     seed_everything,
+    task_threads,
 )
 
 
@@ -182,15 +183,13 @@ def run_replicas(
     ``diverged`` while the others go on; an exception or the time limit ends them all.
     """
     if len(cells) == 1:
-        return [run_cell(cells[0], device, timeout=timeout, task_cache=task_cache)]
+        cell = cells[0]
+        return [run_cell(cell, device, timeout=timeout, task_cache=task_cache, progress=progress)]
     runs = [_CellRun(cell, device, timeout) for cell in cells]
     done: dict[int, Outcome] = {}
-    threads = torch.get_num_threads()
-    limit = cells[0].task.cls.max_threads
     try:
-        if limit is not None:
-            torch.set_num_threads(max(1, min(threads, limit)))
-        _train(cells, runs, done, device, task_cache or TaskCache(), progress)
+        with task_threads(cells[0]):
+            _train(cells, runs, done, device, task_cache or TaskCache(), progress)
         status, error = "ok", None
     except CellTimeout as exc:
         status, error = "timeout", str(exc)
@@ -198,8 +197,6 @@ def run_replicas(
         status, error = "interrupted", "stopped by the user (Ctrl-C or SIGTERM)"
     except Exception:
         status, error = "error", traceback.format_exc()
-    finally:
-        torch.set_num_threads(threads)
     ids = [cell.cell_id for cell in cells]
     outcomes = [done.get(r) or run.finish(status, error) for r, run in enumerate(runs)]
     for outcome in outcomes:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,6 +271,18 @@ class _CellRun:
         return Outcome(status, rows, error, wall, self.directions)
 
 
+@contextlib.contextmanager
+def task_threads(cell: Cell) -> Iterator[None]:
+    """Cap torch's intra-op threads at the task's ``max_threads`` while the cell runs."""
+    threads, limit = torch.get_num_threads(), cell.task.cls.max_threads
+    if limit is not None:
+        torch.set_num_threads(max(1, min(threads, limit)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_cell(
     cell: Cell,
     device: torch.device,
@@ -287,12 +300,9 @@ def run_cell(
     if cell.skip_reason is not None:
         return skipped_outcome(cell, device)
     run = _CellRun(cell, device, timeout)
-    threads = torch.get_num_threads()
-    limit = cell.task.cls.max_threads
     try:
-        if limit is not None:
-            torch.set_num_threads(max(1, min(threads, limit)))
-        run.train(task_cache or TaskCache(), progress)
+        with task_threads(cell):
+            run.train(task_cache or TaskCache(), progress)
     except Diverged as exc:
         return run.finish("diverged", str(exc))
     except CellTimeout as exc:
@@ -301,8 +311,6 @@ def run_cell(
         return run.finish("interrupted", "stopped by the user (Ctrl-C or SIGTERM)")
     except Exception:
         return run.finish("error", traceback.format_exc())
-    finally:
-        torch.set_num_threads(threads)
     return run.finish("ok", None)
 
 
@@ -318,10 +326,6 @@ def run_work(
 
     Returns one outcome per cell, in order. A batch's time limit is ``timeout`` per cell.
     """
-    if len(cells) == 1:
-        return [
-            run_cell(cells[0], device, timeout=timeout, task_cache=task_cache, progress=progress)
-        ]
     from .replicas import run_replicas
 
     limit = None if timeout is None else timeout * len(cells)

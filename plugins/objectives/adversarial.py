@@ -16,6 +16,7 @@ data batch) and uses it for every discriminator step and the generator step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -135,20 +136,7 @@ class AdversarialJSPi(Objective):
         self.offset = self.pi * torch.log(self.pi) + (1 - self.pi) * torch.log1p(-self.pi)
 
     def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        for _ in range(self.d_steps):
-            fake = self.model.call("sample", self.n_samples)
-            v = self.value(batch, fake)
-            self.d_opt.zero_grad(set_to_none=True)
-            (-v.sum()).backward()  # replicas share no parameter: each its own gradient
-            self.d_opt.step()
-        fake = self.model.call("rsample", self.n_samples)
-        g_loss = self.generator_cost(self.disc(fake)).flatten(1).mean(1).sum()
-        self.opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt.step()
-        self.sched.step()
-        self.d_sched.step()
-        return v.detach() - self.offset
+        return self.vector_step(batch, self.model.call)
 
     def sequence_step(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -160,31 +148,36 @@ class AdversarialJSPi(Objective):
             self.d_opt.step()
         with torch.no_grad():
             cost = self.generator_cost(self.disc(fake)).squeeze(1)
-        g_loss = surrogate(cost, self.model.log_prob(fake))
+        self.generator_update(surrogate(cost, self.model.log_prob(fake)))
+        return v.detach() - self.offset
+
+    def generator_update(self, g_loss: torch.Tensor) -> None:
+        """One generator step on ``g_loss``, then both learning-rate schedules advance."""
         self.opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt.step()
         self.sched.step()
         self.d_sched.step()
-        return v.detach() - self.offset
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         if self.sequences:
             return self.sequence_step(batch)
+        return self.vector_step(batch, lambda method, n: getattr(self.model, method)(n))
+
+    def vector_step(
+        self, batch: torch.Tensor, draw: Callable[[str, int], torch.Tensor]
+    ) -> torch.Tensor:
+        """The game on reparameterised samples; ``draw(method, n)`` calls the model's
+        ``sample`` or ``rsample`` (on replicas: every replica's, with a leading axis)."""
         for _ in range(self.d_steps):
-            with torch.no_grad():
-                fake = self.model.sample(self.n_samples)
+            fake = draw("sample", self.n_samples)
             v = self.value(batch, fake)
             self.d_opt.zero_grad(set_to_none=True)
-            (-v).backward()
+            # With replicas v is [R]: they share no parameter, so each gets its own gradient.
+            (-v.sum()).backward()
             self.d_opt.step()
-        fake = self.model.rsample(self.n_samples)
-        g_loss = self.generator_cost(self.disc(fake)).mean()
-        self.opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt.step()
-        self.sched.step()
-        self.d_sched.step()
+        fake = draw("rsample", self.n_samples)
+        self.generator_update(self.generator_cost(self.disc(fake)).flatten(-2).mean(-1).sum())
         # The discriminator's estimate of JS_π (a lower bound while D is not optimal).
         return v.detach() - self.offset
 
