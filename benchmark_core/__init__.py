@@ -1,15 +1,45 @@
-"""gbench's core harness: hook specs, component base classes, grid, runner and results."""
+"""gbench's core harness.
+
+The public contract (``Task``, ``Model``, ``Objective``, ``Metric``, ``Param``, ``Estimate``,
+``hookimpl``, ...) is importable from here; it lives in `benchmark_core.contract` and loads on
+first use, so that ``gbench --version`` does not import torch.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
-
-import pluggy
+from typing import Any
 
 try:
     __version__ = version("gbench")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-#: Decorator for plugin hook implementations: ``@hookimpl def register_tasks(register): ...``
-hookimpl = pluggy.HookimplMarker("gbench")
+_CONTRACT = (
+    "Budget",
+    "CAPABILITIES",
+    "Component",
+    "Estimate",
+    "EvalContext",
+    "KINDS",
+    "Metric",
+    "Model",
+    "Objective",
+    "Param",
+    "PluginError",
+    "ResultsError",
+    "Task",
+    "UsageError",
+    "hookimpl",
+    "positive",
+    "probability",
+    "validate_params",
+)
 
-__all__ = ["__version__", "hookimpl"]
+__all__ = ["__version__", *_CONTRACT]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONTRACT:
+        from benchmark_core import contract
+
+        return getattr(contract, name)
+    raise AttributeError(f"module 'benchmark_core' has no attribute {name!r}")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmark_core.cli import main
-from benchmark_core.plugins import reset_registry
+from benchmark_core.cli.main import main
+from benchmark_core.registry import reset_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
 # gbench's own pytest plugin (installed as a pytest11 entry point; named here too so that the
 # tests also run from a source tree that was never installed).
-pytest_plugins = ["benchmark_core.pytest_plugin"]
+pytest_plugins = ["benchmark_core.conformance.pytest_plugin"]
 
 
 @dataclass
@@ -55,7 +55,7 @@ def run_gbench(*args: str, env: dict | None = None, **kw) -> subprocess.Complete
 
 def registry_with(*classes):
     """The built-in registry plus test-only components (kind inferred from the base class)."""
-    from benchmark_core.plugins import KINDS, Entry, PluginInfo, load_registry
+    from benchmark_core.registry import KINDS, Entry, PluginInfo, load_registry
 
     registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
     info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
@@ -81,8 +81,8 @@ def grid(
     budget="smoke",
 ):
     """Build a grid from selection strings, as the CLI does."""
-    from benchmark_core.grid import build_grid
-    from benchmark_core.selection import parse_seeds, parse_selection
+    from benchmark_core.engine.grid import build_grid
+    from benchmark_core.engine.selection import parse_seeds, parse_selection
 
     return build_grid(
         registry,

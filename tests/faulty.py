@@ -7,7 +7,7 @@ import them by name when they unpickle a cell.
 import os
 import time
 
-from plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.objectives.ml import MaximumLikelihood
 
 
 class HangsForever(MaximumLikelihood):

@@ -11,8 +11,8 @@ from pathlib import Path
 TOY_OBJECTIVE = '''
 import torch
 from benchmark_core import hookimpl
-from benchmark_core.components import Objective
-from benchmark_core.params import positive
+from benchmark_core.contract import Objective
+from benchmark_core.contract.params import positive
 
 
 class MomentMatch(Objective):

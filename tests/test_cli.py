@@ -8,9 +8,9 @@ import torch
 from conftest import registry_with
 from test_runner import RaiseInStep
 
-import benchmark_core.plugins as plugins_mod
+import benchmark_core.registry as plugins_mod
 from benchmark_core import __version__
-from benchmark_core.components import Objective
+from benchmark_core.contract import Objective
 
 ISSUE_CMD = [
     "run",
@@ -216,11 +216,11 @@ def test_version_list_and_plugins(gbench, monkeypatch):
     for word in ("tasks", "models", "objectives", "metrics", "lower is better", "nll_oracle"):
         assert word in everything
     table = gbench("plugins").out
-    assert "plugins.objectives.ml" in table and "objective:ml" in table
+    assert "gbench_plugins.objectives.ml" in table and "objective:ml" in table
     import json
 
     data = json.loads(gbench("plugins", "--json").out)
-    assert {p["name"] for p in data["plugins"]} >= {"plugins.tasks.gaussian"} and data[
+    assert {p["name"] for p in data["plugins"]} >= {"gbench_plugins.tasks.gaussian"} and data[
         "failed"
     ] == []
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark_core.cli import main
-from benchmark_core.plugins import reset_registry
-from benchmark_core.results import read_file, write_cell
+from benchmark_core.cli.main import main
+from benchmark_core.registry import reset_registry
+from benchmark_core.results.store import read_file, write_cell
 
 LABELS = ["ml[lr=0.02]", "ml[lr=0.05]"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -352,7 +352,7 @@ def test_report_is_one_self_contained_page(report_page: Path, results_dir: Path)
         "gaussian: the paper&#x27;s Figure 1: P under Q&#x27;s contours per π, and s² against π",
     ]
     # The leaderboard, with the numbers pandas gives.
-    from benchmark_core.formatting import format_estimate
+    from benchmark_core.reports.formatting import format_estimate
 
     want = expected(results_dir, "nll_test")
     assert "<h2>Leaderboards</h2>" in page and "<code>ml[lr=0.02]</code>" in page

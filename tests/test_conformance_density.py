@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from benchmark_core.conformance_density import sequence_problems, vector_problems
+from benchmark_core.conformance.density import sequence_problems, vector_problems
 
 
 class Wrapped:

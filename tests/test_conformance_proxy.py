@@ -4,16 +4,16 @@ import contextlib
 
 import pytest
 import torch
+from gbench_plugins.models.gaussian import IsotropicGaussian
+from gbench_plugins.tasks.gaussian import GaussianTask
 
-from benchmark_core.components import Model
-from benchmark_core.conformance_proxy import (
+from benchmark_core.conformance.proxy import (
     MODEL_METHODS,
     Restricted,
     UndeclaredCapability,
     licensed,
 )
-from plugins.models.gaussian import IsotropicGaussian
-from plugins.tasks.gaussian import GaussianTask
+from benchmark_core.contract import Model
 
 
 @pytest.fixture

@@ -8,10 +8,16 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from plugins.common import estimators as est
-from plugins.common.estimators import c2st, mc_jspi, mc_kl, median_distance, mmd2_unbiased, prdc
-from plugins.common.quadrature import (
+from gbench_plugins.common import estimators as est
+from gbench_plugins.common.estimators import (
+    c2st,
+    mc_jspi,
+    mc_kl,
+    median_distance,
+    mmd2_unbiased,
+    prdc,
+)
+from gbench_plugins.common.quadrature import (
     gaussian_log_density,
     integrate,
     integration_box,

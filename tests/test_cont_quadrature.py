@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from plugins.common.quadrature import (
+from gbench_plugins.common.quadrature import (
     Box,
     entropy_gaussian,
     gaussian_log_density,

@@ -8,15 +8,19 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import brentq
-
-from plugins.common.quadrature import gaussian_log_density, integration_box, jspi_quad, quad_rule
-from plugins.common.reference import (
+from gbench_plugins.common.quadrature import (
+    gaussian_log_density,
+    integration_box,
+    jspi_quad,
+    quad_rule,
+)
+from gbench_plugins.common.reference import (
     isotropic_fit_divergence,
     optimal_isotropic_s2,
     s2_forward_kl,
     s2_reverse_kl,
 )
+from scipy.optimize import brentq
 
 TABLE = {
     0.01: 2.0489,

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_gbench
 from plugin_helpers import TOY_OBJECTIVE
 
-from benchmark_core.results import read_results
+from benchmark_core.results.store import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ N_CELLS = 16
 
 def test_sigkill_mid_grid_then_rerun_finishes_with_one_ok_result_per_cell(tmp_path):
     out = tmp_path / "res"
-    exe = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--out", str(out)]
+    exe = [sys.executable, "-m", "benchmark_core.cli.main", *GRID, "--out", str(out)]
     proc = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.parquet"))) < 3 and time.monotonic() < deadline:
@@ -60,7 +60,7 @@ def test_sigkill_mid_grid_then_rerun_finishes_with_one_ok_result_per_cell(tmp_pa
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_sigint_or_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_path, sig):
     out = tmp_path / "res"
-    exe = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--out", str(out)]
+    exe = [sys.executable, "-m", "benchmark_core.cli.main", *GRID, "--out", str(out)]
     proc = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.parquet"))) < 2 and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from benchmark_core.results import read_results
+from benchmark_core.results.store import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_example_plugin_installs_lists_checks_runs_and_uninstalls(tmp_path):
     pip = ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     installed = _run(*pip, "--target", str(target), str(EXAMPLE), target=target)
     assert installed.returncode == 0, installed.stderr
-    gbench = ["-m", "benchmark_core.cli"]
+    gbench = ["-m", "benchmark_core.cli.main"]
 
     listed = json.loads(_run(*gbench, "plugins", "--json", target=target).stdout)
     [mmd] = [p for p in listed["plugins"] if p["distribution"] == "gbench-mmd"]
@@ -48,7 +48,7 @@ def test_example_plugin_installs_lists_checks_runs_and_uninstalls(tmp_path):
     assert "8 passed, 0 failed, 0 skipped" in checked.stdout
 
     own_tests = _run(
-        "-m", "pytest", "-q", "-p", "benchmark_core.pytest_plugin", str(EXAMPLE / "tests"),
+        "-m", "pytest", "-q", "-p", "benchmark_core.conformance.pytest_plugin", str(EXAMPLE / "tests"),
         target=target,
     )  # fmt: skip
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import grid, registry_with
+from gbench_plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
+from gbench_plugins.figures.figure1 import figure1, s2_against_pi
 from matplotlib.figure import Figure
 
-from benchmark_core.executors import run_grid
-from benchmark_core.results import read_results
-from plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
-from plugins.figures.figure1 import figure1, s2_against_pi
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.results.store import read_results
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_s2_against_pi_draws_the_references(results):
 
 
 def test_figure1_without_moments_is_a_clear_usage_error(results):
-    from benchmark_core.errors import UsageError
+    from benchmark_core.contract.errors import UsageError
 
     frame, reg = results
     with pytest.raises(UsageError, match="needs the 'moments' metric"):

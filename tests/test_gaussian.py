@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from gbench_plugins.models.gaussian import FullGaussian, IsotropicGaussian
+from gbench_plugins.tasks.gaussian import GaussianTask
 from scipy import stats
-
-from plugins.models.gaussian import FullGaussian, IsotropicGaussian
-from plugins.tasks.gaussian import GaussianTask
 
 
 def rotated_cov(a, b, angle):
@@ -58,9 +57,10 @@ def test_model_log_prob_matches_scipy_and_samples_match_moments(cls):
 
 
 def test_moments_metric_is_exact_for_gaussians_and_sampled_otherwise():
-    from benchmark_core.budgets import PROFILES
-    from benchmark_core.components import EvalContext
-    from plugins.metrics.moments import Moments
+    from gbench_plugins.metrics.moments import Moments
+
+    from benchmark_core.contract import EvalContext
+    from benchmark_core.contract.budgets import PROFILES
 
     task = GaussianTask(a=9.0, b=0.5, angle=30.0)
     torch.manual_seed(0)

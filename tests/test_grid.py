@@ -1,6 +1,6 @@
 from conftest import grid, registry_with
 
-from benchmark_core.components import Metric, Objective
+from benchmark_core.contract import Metric, Objective
 
 
 class NeedsDensityAndRsample(Objective):
@@ -51,7 +51,7 @@ def test_incompatible_metrics_are_left_out_with_a_note():
 def test_all_objectives_uses_each_components_all_sweep():
     class Swept(Objective):
         name = "swept"
-        from benchmark_core.params import probability
+        from benchmark_core.contract.params import probability
 
         param_spec = {"pi": probability(0.5)}
         all_sweep = {"pi": [0.1, 0.9]}

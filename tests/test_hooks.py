@@ -5,14 +5,14 @@ import sys
 import pytest
 from plugin_helpers import make_dist
 
-from benchmark_core.plugins import load_registry
+from benchmark_core.registry import load_registry
 
 #: A plugin that implements every hook once.
 EVERY_HOOK = '''
 import click
 import torch
 from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, Metric, Model, Objective, Task
+from benchmark_core.contract import Estimate, Metric, Model, Objective, Task
 
 
 class ToyTask(Task):
@@ -159,7 +159,7 @@ def test_hook_register_objectives(every_hook, gbench, tmp_path):
         str(tmp_path / "r"),
     )
     assert ran.code == 0, ran.out + ran.err
-    from benchmark_core.results import read_results
+    from benchmark_core.results.store import read_results
 
     frame = read_results([tmp_path / "r"], strict=True).frame
     assert set(frame.status) == {"ok"} and "hook_metric" in set(frame.metric)
@@ -179,7 +179,7 @@ def test_hook_register_plots(every_hook):
 
 
 def test_hook_register_commands(every_hook, gbench):
-    from benchmark_core.cli import cli
+    from benchmark_core.cli.main import cli
 
     try:
         said = gbench("hook-hello")

@@ -10,13 +10,13 @@ import re
 import pytest
 import torch
 from conftest import REPO, registry_with
+from gbench_plugins.models.gaussian import FullGaussian, IsotropicGaussian
+from gbench_plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.tasks.gaussian import GaussianTask
 
-from benchmark_core import conformance, hookspecs
-from benchmark_core.components import Estimate, Metric, Model, Objective, Task
-from benchmark_core.params import Param, positive
-from plugins.models.gaussian import FullGaussian, IsotropicGaussian
-from plugins.objectives.ml import MaximumLikelihood
-from plugins.tasks.gaussian import GaussianTask
+from benchmark_core.conformance import suite as conformance
+from benchmark_core.contract import Estimate, Metric, Model, Objective, Task, hookspecs
+from benchmark_core.contract.params import Param, positive
 
 HOOKS = sorted(
     name
@@ -291,7 +291,7 @@ def test_a_check_that_cannot_run_is_skipped_with_the_reason():
 
 
 def test_unknown_package_is_a_usage_error_listing_what_is_loaded():
-    from benchmark_core.errors import UsageError
+    from benchmark_core.contract.errors import UsageError
 
     with pytest.raises(UsageError, match="no loaded plugin or distribution is named 'gbench-nope'"):
         conformance.collect(registry_with(), ["gbench-nope"])
@@ -299,7 +299,7 @@ def test_unknown_package_is_a_usage_error_listing_what_is_loaded():
 
 def test_check_plugin_command_prints_a_table_and_exits_by_outcome(gbench, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    ok = gbench("check-plugin", "plugins.objectives.ml")
+    ok = gbench("check-plugin", "gbench_plugins.objectives.ml")
     assert ok.code == 0, ok.out + ok.err
     assert "objective" in ok.out and "smoke_cell[vector]" in ok.out and "0 failed" in ok.out
     unknown = gbench("check-plugin", "gbench-nope")
@@ -310,7 +310,7 @@ def test_check_plugin_command_prints_a_table_and_exits_by_outcome(gbench, monkey
 
 
 def test_check_plugin_exits_1_and_names_the_failure(gbench, monkeypatch):
-    from benchmark_core import plugins
+    from benchmark_core import registry as plugins
 
     broken = registry_with(DefaultOutOfBounds)
     monkeypatch.setattr(plugins, "get_registry", lambda: broken)
@@ -400,7 +400,7 @@ def test_sequence_components_conform_and_builtins_run_on_them():
     results = _results(ToySequenceTask, ToySequenceModel)
     assert {r.status for r in results.values()} == {"pass"}, results
     registry = registry_with(ToySequenceTask, ToySequenceModel)
-    ml = conformance.run(conformance.collect(registry, ["plugins.objectives.ml"]))
+    ml = conformance.run(conformance.collect(registry, ["gbench_plugins.objectives.ml"]))
     statuses = {r.check.id: r.status for r in ml}
     assert statuses["objective:ml:smoke_cell[sequence]"] == "pass", ml
     assert set(statuses.values()) == {"pass"}, ml

@@ -10,23 +10,23 @@ import numpy as np
 import pytest
 import torch
 from conftest import grid, registry_with
-
-from benchmark_core.budgets import PROFILES
-from benchmark_core.components import EvalContext, Task
-from benchmark_core.errors import UsageError
-from plugins.common.quadrature import (
+from gbench_plugins.common.quadrature import (
     gaussian_log_density,
     integration_box,
     jspi_quad,
     kl_gaussians,
 )
-from plugins.metrics.divergences import JSPi, KLForward, KLReverse
-from plugins.metrics.two_sample import C2ST, MMD, PRDC
-from plugins.models.flow import Flow
-from plugins.models.gaussian import FullGaussian
-from plugins.models.mixture import GaussianMixture
-from plugins.tasks.gaussian import GaussianTask
-from plugins.tasks.mixture import MixtureTask
+from gbench_plugins.metrics.divergences import JSPi, KLForward, KLReverse
+from gbench_plugins.metrics.two_sample import C2ST, MMD, PRDC
+from gbench_plugins.models.flow import Flow
+from gbench_plugins.models.gaussian import FullGaussian
+from gbench_plugins.models.mixture import GaussianMixture
+from gbench_plugins.tasks.gaussian import GaussianTask
+from gbench_plugins.tasks.mixture import MixtureTask
+
+from benchmark_core.contract import EvalContext, Task
+from benchmark_core.contract.budgets import PROFILES
+from benchmark_core.contract.errors import UsageError
 
 SMOKE = EvalContext(PROFILES["smoke"], torch.device("cpu"), 0, None)
 QUICK = EvalContext(PROFILES["quick"], torch.device("cpu"), 0, None)

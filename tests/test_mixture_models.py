@@ -9,16 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from gbench_plugins.common.densities import gaussian_components, log_density, quadrature_box
+from gbench_plugins.common.quadrature import integrate, integration_box, quad_rule
+from gbench_plugins.models.flow import Flow
+from gbench_plugins.models.gaussian import FullGaussian, IsotropicGaussian
+from gbench_plugins.models.generator import MLPGenerator
+from gbench_plugins.models.mixture import GaussianMixture
+from gbench_plugins.tasks.mixture import MixtureTask, mode_centres
 from scipy import stats
 from scipy.special import logsumexp
-
-from plugins.common.densities import gaussian_components, log_density, quadrature_box
-from plugins.common.quadrature import integrate, integration_box, quad_rule
-from plugins.models.flow import Flow
-from plugins.models.gaussian import FullGaussian, IsotropicGaussian
-from plugins.models.generator import MLPGenerator
-from plugins.models.mixture import GaussianMixture
-from plugins.tasks.mixture import MixtureTask, mode_centres
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 from conftest import grid, registry_with
 
-from benchmark_core.budgets import Budget
-from benchmark_core.runner import run_cell
+from benchmark_core.contract.budgets import Budget
+from benchmark_core.engine.runner import run_cell
 
 CPU = torch.device("cpu")
 OBJECTIVES = "ml,reverse_kl,jspi_exact[pi=0.5],jspi[pi=0.5]"

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 from conftest import grid, registry_with
+from gbench_plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
 
-from benchmark_core.executors import run_grid
-from benchmark_core.results import read_results
-from plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.results.store import read_results
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 import pytest
 
-from benchmark_core.errors import UsageError
-from benchmark_core.params import Param, positive, probability, validate_params
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.contract.params import Param, positive, probability, validate_params
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5, "0.5", True, float("nan")])

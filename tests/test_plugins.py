@@ -3,8 +3,8 @@ import sys
 import pytest
 from plugin_helpers import TOY_OBJECTIVE, make_dist
 
-from benchmark_core.errors import PluginError
-from benchmark_core.plugins import BUILTIN_PLUGINS, load_registry
+from benchmark_core.contract.errors import PluginError
+from benchmark_core.registry import BUILTIN_PLUGINS, load_registry
 
 
 @pytest.fixture
@@ -84,7 +84,9 @@ def test_two_components_with_one_name_is_an_error_naming_both_plugins(site):
     message = str(info.value)
     assert "two objectives are named 'ml'" in message
     assert (
-        "plugins.objectives.ml" in message and "dup_plugin" in message and "gbench-dup" in message
+        "gbench_plugins.objectives.ml" in message
+        and "dup_plugin" in message
+        and "gbench-dup" in message
     )
 
 

@@ -7,8 +7,8 @@ import torch
 from conftest import grid, registry_with
 from faulty import HangsForever, KillsItsWorker
 
-from benchmark_core.executors import run_grid
-from benchmark_core.results import read_results
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.results.store import read_results
 
 pytestmark = pytest.mark.slow
 CPU = torch.device("cpu")

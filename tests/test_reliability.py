@@ -9,12 +9,12 @@ import sys
 import pytest
 import torch
 from conftest import grid, registry_with
+from gbench_plugins.objectives.ml import MaximumLikelihood
 
-from benchmark_core.claims import claim, release
-from benchmark_core.components import Metric
-from benchmark_core.results import read_results
-from benchmark_core.runner import run_cell
-from plugins.objectives.ml import MaximumLikelihood
+from benchmark_core.contract import Metric
+from benchmark_core.engine.runner import run_cell
+from benchmark_core.results.cell_claims import claim, release
+from benchmark_core.results.store import read_results
 
 CPU = torch.device("cpu")
 GRID = [
@@ -77,7 +77,7 @@ def test_claims_are_exclusive_and_stale_claims_of_dead_processes_are_taken_over(
 @pytest.mark.slow
 def test_two_concurrent_runs_on_one_folder_run_each_cell_exactly_once(tmp_path):
     out = tmp_path / "shared"
-    cmd = [sys.executable, "-m", "benchmark_core.cli", *GRID, "--out", str(out)]
+    cmd = [sys.executable, "-m", "benchmark_core.cli.main", *GRID, "--out", str(out)]
     env = {**os.environ, "COLUMNS": "200"}
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import grid, registry_with
+from gbench_plugins.models.gaussian import FullGaussian
+from gbench_plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.tasks.gaussian import GaussianTask
 
-from benchmark_core.executors import run_grid
-from benchmark_core.replicas import ReplicaStack, group_replicas, run_replicas
-from benchmark_core.results import read_results
-from benchmark_core.runner import run_cell
-from plugins.models.gaussian import FullGaussian
-from plugins.objectives.ml import MaximumLikelihood
-from plugins.tasks.gaussian import GaussianTask
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.engine.replicas import ReplicaStack, group_replicas, run_replicas
+from benchmark_core.engine.runner import run_cell
+from benchmark_core.results.store import read_results
 
 CPU = torch.device("cpu")
 KEY = ["step", "metric"]

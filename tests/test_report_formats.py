@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from benchmark_core.formatting import format_estimate, format_rank, reason_summary
-from benchmark_core.leaderboard import (
+from benchmark_core.reports.formatting import format_estimate, format_rank, reason_summary
+from benchmark_core.reports.leaderboard import (
     leaderboard,
     problem_cells,
     to_csv,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from benchmark_core.report import figure_data_uri, render_report
+from benchmark_core.reports.html_report import figure_data_uri, render_report
 
 EVIL = "<script>alert(1)</script>"
 DIRECTIONS = {"nll_test": "min", "acc": "max"}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark_core.leaderboard import final_rows, interval95, leaderboard, problem_cells
+from benchmark_core.reports.leaderboard import final_rows, interval95, leaderboard, problem_cells
 
 DIRECTIONS = {
     "nll_test": "min",

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from benchmark_core.labels import natural_key, param_note, param_value, strip_param
-from benchmark_core.plots import pareto_front, plot_curves, plot_frontier, plot_sweep, save
+from benchmark_core.reports.labels import natural_key, param_note, param_value, strip_param
+from benchmark_core.reports.plots import pareto_front, plot_curves, plot_frontier, plot_sweep, save
 
 DIRECTIONS = {"nll_test": "min", "nll_oracle": "min", "s2": "none", "train_loss": "min"}
 TASK = "gaussian[a=4,b=0.25]"

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import grid, registry_with
 
-from benchmark_core.errors import ResultsError
-from benchmark_core.results import COLUMNS, SCHEMA_VERSION, read_results, write_cell
-from benchmark_core.runner import run_cell
+from benchmark_core.contract.errors import ResultsError
+from benchmark_core.engine.runner import run_cell
+from benchmark_core.results.store import COLUMNS, SCHEMA_VERSION, read_results, write_cell
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import time
 import pandas as pd
 import torch
 from conftest import grid, registry_with
+from gbench_plugins.objectives.ml import MaximumLikelihood
 
-from benchmark_core.components import Metric, Objective
-from benchmark_core.params import Param
-from benchmark_core.runner import run_cell
-from plugins.objectives.ml import MaximumLikelihood
+from benchmark_core.contract import Metric, Objective
+from benchmark_core.contract.params import Param
+from benchmark_core.engine.runner import run_cell
 
 CPU = torch.device("cpu")
 

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark_core.errors import UsageError
-from benchmark_core.plugins import load_registry
-from benchmark_core.selection import Spec, expand, parse_seeds, parse_selection
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.engine.selection import Spec, expand, parse_seeds, parse_selection
+from benchmark_core.registry import load_registry
 
 
 def test_parse_all_and_plain_names():

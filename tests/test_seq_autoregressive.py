@@ -7,10 +7,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from gbench_plugins.common import autoregressive, softmax_projection
+from gbench_plugins.common.autoregressive import LSTMCore, SampleOutput
 from scipy import stats
-
-from plugins.common import autoregressive, softmax_projection
-from plugins.common.autoregressive import LSTMCore, SampleOutput
 
 
 def _manual_logits(model: LSTMCore, x: torch.Tensor) -> torch.Tensor:

@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from plugins.common.bleu import corpus_bleu, self_bleu, sentence_bleu
+from gbench_plugins.common.bleu import corpus_bleu, self_bleu, sentence_bleu
 
 EPS = 0.1
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import registry_with
+from gbench_plugins.common.pairs import dirichlet_table
+from gbench_plugins.models.sequence import LSTMModel, TabularModel
+from gbench_plugins.tasks.pairs import PairsTask
 
-from benchmark_core.components import Task
-from benchmark_core.errors import UsageError
-from benchmark_core.params import Param
-from benchmark_core.selection import expand, parse_selection
-from plugins.common.pairs import dirichlet_table
-from plugins.models.sequence import LSTMModel, TabularModel
-from plugins.tasks.pairs import PairsTask
+from benchmark_core.contract import Task
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.contract.params import Param
+from benchmark_core.engine.selection import expand, parse_selection
 
 
 class Checked(Task):
@@ -92,16 +92,17 @@ def test_step_interface_agrees_with_log_prob_and_samples_score_exactly(cls):
 
 
 def test_budgets_may_be_keyed_by_task_kind():
-    from benchmark_core.budgets import budget_for
-    from plugins.objectives.adversarial import AdversarialJSPi
-    from plugins.tasks.gaussian import GaussianTask
+    from gbench_plugins.objectives.adversarial import AdversarialJSPi
+    from gbench_plugins.tasks.gaussian import GaussianTask
+
+    from benchmark_core.contract.budgets import budget_for
 
     assert budget_for("quick", GaussianTask, AdversarialJSPi).steps == 3000
     assert budget_for("quick", PairsTask, AdversarialJSPi).steps == 1500  # the task's
 
 
 def test_score_function_surrogate_gives_the_exact_gradient_in_expectation():
-    from plugins.objectives.score_function import leave_one_out_baseline, surrogate
+    from gbench_plugins.objectives.score_function import leave_one_out_baseline, surrogate
 
     cost = torch.tensor([1.0, 2.0, 6.0])
     torch.testing.assert_close(leave_one_out_baseline(cost), torch.tensor([4.0, 3.5, 1.5]))
@@ -116,7 +117,7 @@ def test_score_function_surrogate_gives_the_exact_gradient_in_expectation():
 
 
 def test_schedules_follow_bengio_et_al():
-    from plugins.objectives.scheduled_sampling import schedule_eps
+    from gbench_plugins.objectives.scheduled_sampling import schedule_eps
 
     assert schedule_eps("constant", 999, 0.3, 0, 0, 0) == 0.3
     assert schedule_eps("linear", 100, 0, 1.0, 0.002, 0.1) == pytest.approx(0.8)
@@ -145,8 +146,9 @@ def test_misuse_is_refused_or_skipped_before_anything_runs():
 
 
 def test_scheduled_sampling_steps_with_a_schedule_and_argmax_feeding():
-    from benchmark_core.budgets import PROFILES
-    from plugins.objectives.scheduled_sampling import ScheduledSampling
+    from gbench_plugins.objectives.scheduled_sampling import ScheduledSampling
+
+    from benchmark_core.contract.budgets import PROFILES
 
     torch.manual_seed(0)
     task = PairsTask(k=4, n_train=512)
@@ -168,7 +170,7 @@ def test_scheduled_sampling_steps_with_a_schedule_and_argmax_feeding():
 
 @pytest.mark.parametrize("cls", [TabularModel, LSTMModel])
 def test_fed_log_probs_agree_with_teacher_forcing_and_with_stepping(cls):
-    from plugins.models.sequence import AutoregressiveModel
+    from gbench_plugins.models.sequence import AutoregressiveModel
 
     torch.manual_seed(1)
     task = PairsTask(k=5)
@@ -184,7 +186,7 @@ def test_fed_log_probs_agree_with_teacher_forcing_and_with_stepping(cls):
 
 
 def test_categorical_draws_follow_the_probabilities_and_skip_zero_mass():
-    from plugins.models.sequence import categorical
+    from gbench_plugins.models.sequence import categorical
 
     torch.manual_seed(0)
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.8]]).repeat(40_000, 1)

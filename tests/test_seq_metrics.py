@@ -5,18 +5,18 @@ import math
 import numpy as np
 import pytest
 import torch
+from gbench_plugins.common.pairs import kl
+from gbench_plugins.metrics.bleu import BLEU, SelfBLEU
+from gbench_plugins.metrics.divergences import KLForward, KLReverse
+from gbench_plugins.metrics.likelihood import EntropyP, NLLDiv, NLLOracle, NLLTest
+from gbench_plugins.metrics.pairs import model_joint, task_joint
+from gbench_plugins.models.sequence import LSTMModel, TabularModel
+from gbench_plugins.tasks.pairs import PairsTask
+from gbench_plugins.tasks.text import TextTask
 
-from benchmark_core.budgets import PROFILES
-from benchmark_core.components import EvalContext
-from benchmark_core.errors import UsageError
-from plugins.common.pairs import kl
-from plugins.metrics.bleu import BLEU, SelfBLEU
-from plugins.metrics.divergences import KLForward, KLReverse
-from plugins.metrics.likelihood import EntropyP, NLLDiv, NLLOracle, NLLTest
-from plugins.metrics.pairs import model_joint, task_joint
-from plugins.models.sequence import LSTMModel, TabularModel
-from plugins.tasks.pairs import PairsTask
-from plugins.tasks.text import TextTask
+from benchmark_core.contract import EvalContext
+from benchmark_core.contract.budgets import PROFILES
+from benchmark_core.contract.errors import UsageError
 
 
 def ctx(step=0):
@@ -96,7 +96,7 @@ def test_text_task_has_separate_seeded_sets_and_exact_log_p():
 
 @pytest.mark.parametrize("std", [1.0, 40.0])  # 40: logits large enough to need the max shift
 def test_no_grad_scoring_matches_the_differentiable_path(std):
-    from plugins.common.autoregressive import LSTMCore
+    from gbench_plugins.common.autoregressive import LSTMCore
 
     core = LSTMCore(300, 8, 8, init="normal", std=std, generator=torch.Generator().manual_seed(0))
     x = core.sample(200, length=6, generator=torch.Generator().manual_seed(1))
@@ -108,8 +108,9 @@ def test_no_grad_scoring_matches_the_differentiable_path(std):
 
 
 def test_reverse_kl_with_per_token_costs_lowers_kl_reverse_on_a_small_text_task():
-    from benchmark_core.budgets import Budget
-    from plugins.objectives.divergences import ReverseKL
+    from gbench_plugins.objectives.divergences import ReverseKL
+
+    from benchmark_core.contract.budgets import Budget
 
     task = TextTask(vocab=12, length=4, n_train=10, n_test=10, seed=3)
     torch.manual_seed(0)

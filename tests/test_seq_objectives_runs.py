@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import grid, registry_with
 
-from benchmark_core.executors import run_grid
-from benchmark_core.results import read_results
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.results.store import read_results
 
 
 @pytest.mark.parametrize("model", ["tabular", pytest.param("lstm", marks=pytest.mark.slow)])

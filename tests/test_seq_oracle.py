@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-
-from plugins.common.oracle import (
+from gbench_plugins.common.oracle import (
     Estimate,
     entropy_rate,
     make_oracle,
@@ -37,7 +36,7 @@ def test_same_seed_same_oracle_and_global_rng_untouched() -> None:
 
 def test_oracle_is_deterministic_across_processes() -> None:
     code = (
-        "from plugins.common.oracle import make_oracle, weights_fingerprint;"
+        "from gbench_plugins.common.oracle import make_oracle, weights_fingerprint;"
         "print(weights_fingerprint(make_oracle(vocab=300, seed=11)))"
     )
     env = {**os.environ, "PYTHONPATH": str(_REPO)}

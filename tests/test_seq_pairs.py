@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import optimize
-from scipy.special import log_softmax, rel_entr
-
-from plugins.common.pairs import (
+from gbench_plugins.common.pairs import (
     conditional,
     dirichlet_table,
     joint_from_conditional,
@@ -23,6 +20,8 @@ from plugins.common.pairs import (
     total_variation,
     validate_table,
 )
+from scipy import optimize
+from scipy.special import log_softmax, rel_entr
 
 
 def _entropy(p: np.ndarray) -> float:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from plugins.common import softmax_projection
-from plugins.common.softmax_projection import exp_is_safe, log_softmax_at
+from gbench_plugins.common import softmax_projection
+from gbench_plugins.common.softmax_projection import exp_is_safe, log_softmax_at
 
 
 def _inputs(scale: float, n: int = 23, hidden: int = 5, vocab: int = 17):

@@ -20,10 +20,18 @@ import math
 
 import torch
 
-from benchmark_core import hookimpl
-from benchmark_core.budgets import Budget
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Objective, Task
-from benchmark_core.params import Param, positive
+from benchmark_core import (
+    Budget,
+    Estimate,
+    EvalContext,
+    Metric,
+    Model,
+    Objective,
+    Param,
+    Task,
+    hookimpl,
+    positive,
+)
 
 __version__ = "0.1.0"
 

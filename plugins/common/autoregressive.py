@@ -18,14 +18,13 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch import nn
-
-from plugins.common.softmax_projection import (
+from gbench_plugins.common.softmax_projection import (
     EXP_HEADROOM,
     augmented,
     log_softmax_at,
     with_ones,
 )
+from torch import nn
 
 State = tuple[torch.Tensor, torch.Tensor]
 

@@ -10,8 +10,8 @@ model they are looking at (no name checks anywhere).
 How the box is chosen (:func:`quadrature_box`), per side (P, then Q):
 
 - declared components: each component's own span and resolution
-  (:func:`~plugins.common.quadrature.integration_box`: ±10 marginal sd, subintervals of at most
-  three conditional sd), which the quadrature module measured to be accurate to ~1e-9;
+  (:func:`~gbench_plugins.common.quadrature.integration_box`: ±10 marginal sd, subintervals
+  of at most three conditional sd), which the quadrature module measured to be accurate to ~1e-9;
 - otherwise, from samples: one Gaussian with the samples' mean and covariance (±10 sd: P's or
   Q's bulk and tails, coarsely), plus "pseudo-components" at up to 256 of the samples, each
   an isotropic Gaussian whose sd is the distance to its 8th nearest neighbour (an adaptive
@@ -199,7 +199,7 @@ def quadrature_box(
     box : Box
     exact : bool
         True when every side declared its components: the box is then
-        :func:`~plugins.common.quadrature.integration_box` of all of them, with the accuracy
+        :func:`~gbench_plugins.common.quadrature.integration_box` of all of them, with the accuracy
         measured for it. Otherwise the box sweeps each axis so that every subinterval is no
         wider than any component or pseudo-component that overlaps it asks.
     """

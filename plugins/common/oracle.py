@@ -13,8 +13,7 @@ import math
 from typing import NamedTuple
 
 import torch
-
-from plugins.common.autoregressive import LSTMCore, SampleOutput
+from gbench_plugins.common.autoregressive import LSTMCore, SampleOutput
 
 
 class Estimate(NamedTuple):

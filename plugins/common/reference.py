@@ -3,7 +3,7 @@
 P = N(0, diag(a, b)) and Q = N(0, s² I) in 2-D. The optimal mean is 0 by symmetry, so only s²
 is searched. KL[P‖Q] is minimised at the arithmetic mean (a + b)/2 and KL[Q‖P] at the harmonic
 mean 2/(1/a + 1/b); the JS_π optimum is found numerically with the quadrature of
-:mod:`plugins.common.quadrature`.
+:mod:`gbench_plugins.common.quadrature`.
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ import torch
 from matplotlib import colors, patches
 from matplotlib.figure import Figure
 
-from benchmark_core import hookimpl
-from benchmark_core.errors import UsageError
-from benchmark_core.leaderboard import final_rows, interval95
+from benchmark_core import UsageError, hookimpl
+from benchmark_core.reports.leaderboard import final_rows, interval95
 
 COLOURS = {"ml": "#0072B2", "reverse_kl": "#D55E00", "jspi_exact": "#009E73", "jspi": "#CC79A7"}
 EXACT_Q = {"isotropic_gaussian", "gaussian"}
@@ -227,7 +226,7 @@ def gaussian_references(df: pd.DataFrame, task: str, model: str) -> tuple[dict, 
     rows = df[df.task_label == task]
     if rows.empty or rows.task.iloc[0] != "gaussian" or model != "isotropic_gaussian":
         return {}, None
-    from plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
+    from gbench_plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
 
     params = json.loads(rows.params.iloc[0])["task"]
     a, b = params["a"], params["b"]
@@ -242,7 +241,7 @@ def gaussian_references(df: pd.DataFrame, task: str, model: str) -> tuple[dict, 
 
 def draw(df: pd.DataFrame, directions: dict[str, str], request: Any) -> tuple[Figure, str]:
     """``gbench plot figure1``: the contour panels above, the metric against π below."""
-    from benchmark_core.plugins import get_registry
+    from benchmark_core.registry import get_registry
 
     final, task, model = _pick(df, None, None)
     n_panels = len(_configs(final))

@@ -4,17 +4,16 @@ Fixed sizes, so that numbers are comparable across runs: ``bleu`` is the corpus 
 first ``n_candidates`` (500) of Q's samples against the first ``n_references`` (2000)
 sequences of P's held-out test set (never the training set); ``self_bleu`` is the corpus
 self-BLEU-4 of the first ``n_candidates`` (500) of Q's samples, each against the others.
-Both use Chen & Cherry's smoothing 1 (see `plugins.common.bleu`). With ``temperatures`` they
+Both use Chen & Cherry's smoothing 1 (see `gbench_plugins.common.bleu`). With ``temperatures`` they
 also score samples of Q_T (values ``bleu@T=0.8``...): the quality–diversity frontier.
 """
 
 from __future__ import annotations
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Model, Task
-from benchmark_core.params import Param
-from plugins.common.bleu import corpus_bleu, self_bleu
-from plugins.metrics.likelihood import _Sampling, draw, tagged
+from gbench_plugins.common.bleu import corpus_bleu, self_bleu
+from gbench_plugins.metrics.likelihood import _Sampling, draw, tagged
+
+from benchmark_core import Estimate, EvalContext, Model, Param, Task, hookimpl
 
 _MAX_N = Param(4, "highest n-gram order (BLEU-n)", low=1)
 _N_CAND = Param(500, "samples of Q scored", low=2)

@@ -2,7 +2,7 @@
 
 Exact by 2-D Gauss–Legendre quadrature when the task is 2-D and both densities are known;
 Monte Carlo with a standard error otherwise. The quadrature box comes from what the task and
-the model declare (:mod:`plugins.common.densities`):
+the model declare (:mod:`gbench_plugins.common.densities`):
 
 - both declare Gaussian components (gaussian, mixture tasks; Gaussian and Gaussian-mixture
   models): the box and the float64 densities come from the components; accuracy ~1e-9
@@ -18,7 +18,7 @@ the model declare (:mod:`plugins.common.densities`):
 
 Monte Carlo: KL[P‖Q] = E_P[log p − log q] over up to ``n_eval`` points of P's held-out test
 set; KL[Q‖P] = E_Q[log q − log p] over ``n_eval`` samples of Q; JS_π from both (unbiased,
-:func:`plugins.common.estimators.mc_jspi`). A finite stderr therefore also says which way a
+:func:`gbench_plugins.common.estimators.mc_jspi`). A finite stderr therefore also says which way a
 value was computed.
 """
 
@@ -27,12 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
-from benchmark_core.errors import UsageError
-from benchmark_core.params import Param, validate_params
-from plugins.common.densities import (
+from gbench_plugins.common.densities import (
     Terms,
     gaussian_components,
     gaussian_tailed,
@@ -41,9 +36,21 @@ from plugins.common.densities import (
     n_nodes,
     quadrature_box,
 )
-from plugins.common.estimators import mc_jspi, mc_kl
-from plugins.common.quadrature import jspi_integrand, kl_integrand
-from plugins.metrics.sequence_divergences import sequence_kl_forward, sequence_kl_reverse
+from gbench_plugins.common.estimators import mc_jspi, mc_kl
+from gbench_plugins.common.quadrature import jspi_integrand, kl_integrand
+from gbench_plugins.metrics.sequence_divergences import sequence_kl_forward, sequence_kl_reverse
+
+from benchmark_core import (
+    Estimate,
+    EvalContext,
+    Metric,
+    Model,
+    Param,
+    Task,
+    UsageError,
+    hookimpl,
+    validate_params,
+)
 
 #: Samples per side used to place a quadrature box for a density without components.
 BOX_SAMPLES = 2000
@@ -135,7 +142,7 @@ class KLForward(_Divergence):
     """KL[P‖Q] = E_P[log p − log q]: what maximum likelihood minimises (coverage).
 
     On sequence tasks: exact when the task is enumerable, else Monte Carlo over P's test set,
-    per sequence and per token (see :mod:`plugins.metrics.sequence_divergences`).
+    per sequence and per token (see :mod:`gbench_plugins.metrics.sequence_divergences`).
     """
 
     name = "kl_forward"

@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
-from benchmark_core.params import Param
+from benchmark_core import Estimate, EvalContext, Metric, Model, Param, Task, hookimpl
 
 TEMPERATURES = Param(
     [], "extra sampling temperatures (sequence tasks): values named name@T=t", type=list

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
+from benchmark_core import Estimate, EvalContext, Metric, Model, Task, hookimpl
 
 
 class Moments(Metric):

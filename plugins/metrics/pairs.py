@@ -9,10 +9,14 @@ import math
 
 import numpy as np
 import torch
+from gbench_plugins.common.pairs import (
+    conditional,
+    mutual_information,
+    ss_fixed_point,
+    total_variation,
+)
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
-from plugins.common.pairs import conditional, mutual_information, ss_fixed_point, total_variation
+from benchmark_core import Estimate, EvalContext, Metric, Model, Task, hookimpl
 
 
 def model_joint(model: Model, task: Task) -> np.ndarray | None:

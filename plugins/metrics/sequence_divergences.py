@@ -7,21 +7,21 @@ KL[P‖Q] = E_P[log P − log Q] over P's held-out test set, KL[Q‖P] = E_Q[log
 ``budget.n_eval`` samples of Q.
 
 The registered metrics are the ``kl_forward`` / ``kl_reverse`` classes of
-:mod:`plugins.metrics.divergences`, which dispatch here on sequence tasks.
+:mod:`gbench_plugins.metrics.divergences`, which dispatch here on sequence tasks.
 """
 
 from __future__ import annotations
 
 import torch
-
-from benchmark_core.components import Estimate, EvalContext, Model, Task
-from plugins.metrics.likelihood import (
+from gbench_plugins.metrics.likelihood import (
     draw,
     draw_task_log_probs,
     mean_estimate,
     task_test_log_probs,
     test_log_probs,
 )
+
+from benchmark_core import Estimate, EvalContext, Model, Task
 
 
 def _per_token(est: Estimate, length: int) -> Estimate:

@@ -17,11 +17,9 @@ Raise ``max_samples`` for larger runs (the paper budget on a GPU).
 from __future__ import annotations
 
 import torch
+from gbench_plugins.common.estimators import c2st, mmd2_unbiased, prdc
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, EvalContext, Metric, Model, Task
-from benchmark_core.params import Param, positive
-from plugins.common.estimators import c2st, mmd2_unbiased, prdc
+from benchmark_core import Estimate, EvalContext, Metric, Model, Param, Task, hookimpl, positive
 
 from .divergences import held_out
 

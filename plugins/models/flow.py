@@ -22,9 +22,7 @@ import math
 import torch
 from torch import nn
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Model, Task
-from benchmark_core.params import Param
+from benchmark_core import Model, Param, Task, hookimpl
 
 from .nets import data_location_scale, lr_scale_param, mlp
 

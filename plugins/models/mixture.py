@@ -18,12 +18,10 @@ from __future__ import annotations
 import math
 
 import torch
+from gbench_plugins.common.densities import GaussianComponents
 from torch import nn
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Model, Task
-from benchmark_core.params import Param, positive
-from plugins.common.densities import GaussianComponents
+from benchmark_core import Model, Param, Task, hookimpl, positive
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark_core.components import Task
-from benchmark_core.params import Param
+from benchmark_core import Param, Task
 
 #: The objectives' default Adam learning rates (0.05 for ml, reverse_kl and jspi_exact, 0.01
 #: for the jspi generator) suit the handful of parameters of the Gaussian models; a network's

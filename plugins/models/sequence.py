@@ -19,13 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from gbench_plugins.common.autoregressive import LSTMCore, SampleOutput
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Model, Task
-from benchmark_core.params import Param, positive
-from plugins.common.autoregressive import LSTMCore, SampleOutput
+from benchmark_core import Model, Param, Task, hookimpl, positive
 
 
 def categorical(probs: torch.Tensor) -> torch.Tensor:

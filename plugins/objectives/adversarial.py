@@ -19,15 +19,12 @@ import math
 from collections.abc import Callable
 
 import torch
+from gbench_plugins.objectives.score_function import surrogate
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark_core import hookimpl
-from benchmark_core.budgets import Budget
-from benchmark_core.components import Model, Objective, Task
-from benchmark_core.params import Param, positive, probability
-from benchmark_core.replicas import ReplicaStack
-from plugins.objectives.score_function import surrogate
+from benchmark_core import Budget, Model, Objective, Param, Task, hookimpl, positive, probability
+from benchmark_core.engine.replicas import ReplicaStack
 
 
 def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:

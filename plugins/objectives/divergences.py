@@ -15,13 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
+from gbench_plugins.objectives.score_function import surrogate
 
-from benchmark_core import hookimpl
-from benchmark_core.budgets import Budget
-from benchmark_core.components import Model, Objective, Task
-from benchmark_core.params import Param, positive, probability
-from benchmark_core.replicas import ReplicaStack
-from plugins.objectives.score_function import surrogate
+from benchmark_core import Budget, Model, Objective, Param, Task, hookimpl, positive, probability
+from benchmark_core.engine.replicas import ReplicaStack
 
 _N_SAMPLES = Param(1024, "samples of Q per step (vectors; on sequences: the batch size)", low=1)
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmark_core import hookimpl
-from benchmark_core.budgets import Budget
-from benchmark_core.components import Model, Objective, Task
-from benchmark_core.params import positive
-from benchmark_core.replicas import ReplicaStack
+from benchmark_core import Budget, Model, Objective, Task, hookimpl, positive
+from benchmark_core.engine.replicas import ReplicaStack
 
 
 class MaximumLikelihood(Objective):

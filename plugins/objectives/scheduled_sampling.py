@@ -17,14 +17,10 @@ import math
 from typing import Any
 
 import torch
+from gbench_plugins.models.sequence import categorical
 from torch.nn import functional as F
 
-from benchmark_core import hookimpl
-from benchmark_core.budgets import Budget
-from benchmark_core.components import Model, Objective, Task
-from benchmark_core.errors import UsageError
-from benchmark_core.params import Param, positive
-from plugins.models.sequence import categorical
+from benchmark_core import Budget, Model, Objective, Param, Task, UsageError, hookimpl, positive
 
 #: The schedule constant k used when the user leaves k = 0.
 DEFAULT_K = {"linear": 1.0, "exponential": 0.999, "inverse_sigmoid": 200.0}

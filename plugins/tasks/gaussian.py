@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
+from gbench_plugins.common.densities import GaussianComponents
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Task
-from benchmark_core.params import Param, positive
-from plugins.common.densities import GaussianComponents
+from benchmark_core import Param, Task, hookimpl, positive
 
 
 class GaussianTask(Task):

@@ -11,11 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from gbench_plugins.common.pairs import dirichlet_table, load_table, mutual_information
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Task
-from benchmark_core.params import Param, positive
-from plugins.common.pairs import dirichlet_table, load_table, mutual_information
+from benchmark_core import Param, Task, hookimpl, positive
 
 
 class PairsTask(Task):

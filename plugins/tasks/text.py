@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 
 import torch
+from gbench_plugins.common.autoregressive import LSTMCore
+from gbench_plugins.common.oracle import sample_with_log_prob, weights_fingerprint
 
-from benchmark_core import hookimpl
-from benchmark_core.components import Estimate, Task
-from benchmark_core.params import Param, positive
-from plugins.common.autoregressive import LSTMCore
-from plugins.common.oracle import sample_with_log_prob, weights_fingerprint
+from benchmark_core import Estimate, Param, Task, hookimpl, positive
 
 
 class TextTask(Task):

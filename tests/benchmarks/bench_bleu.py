@@ -8,9 +8,8 @@ from __future__ import annotations
 import time
 
 import torch
-
-from plugins.common.bleu import corpus_bleu, self_bleu, sentence_bleu
-from plugins.common.oracle import make_oracle
+from gbench_plugins.common.bleu import corpus_bleu, self_bleu, sentence_bleu
+from gbench_plugins.common.oracle import make_oracle
 
 
 def main() -> None:

@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 
 import torch
-
-from plugins.common.oracle import make_oracle, sample_with_log_prob
+from gbench_plugins.common.oracle import make_oracle, sample_with_log_prob
 
 
 def _best_of(repeats: int, fn: Callable[[], object]) -> tuple[float, float]:

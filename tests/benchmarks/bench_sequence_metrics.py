@@ -11,9 +11,8 @@ import argparse
 import time
 
 import torch
-
-from plugins.models.sequence import LSTMModel
-from plugins.tasks.text import TextTask
+from gbench_plugins.models.sequence import LSTMModel
+from gbench_plugins.tasks.text import TextTask
 
 
 def timed(label: str, fn) -> None:

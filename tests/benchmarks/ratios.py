@@ -36,7 +36,7 @@ from speed import (  # noqa: E402
     trivial_cells,
 )
 
-from benchmark_core.plugins import load_registry  # noqa: E402
+from benchmark_core.registry import load_registry  # noqa: E402
 
 #: Figures of a typical peer implementation for the same text work (issue 6), in seconds.
 PEER_TEXT_EPOCH_S, PEER_TEXT_SCORING_S = 13.0, 48.0

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 from conftest import grid
 
-from benchmark_core.components import Model, Objective, Task
-from benchmark_core.executors import run_grid
-from benchmark_core.grid import Cell
-from benchmark_core.plugins import Registry
-from benchmark_core.replicas import ReplicaStack
-from benchmark_core.runner import TaskCache, seed_everything
+from benchmark_core.contract import Model, Objective, Task
+from benchmark_core.engine.executors import run_grid
+from benchmark_core.engine.grid import Cell
+from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core.engine.runner import TaskCache, seed_everything
+from benchmark_core.registry import Registry
 
 CPU = torch.device("cpu")
 _CACHE = TaskCache()

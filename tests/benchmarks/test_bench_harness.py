@@ -10,9 +10,9 @@ import torch
 from conftest import registry_with
 from speed import Noop, batches, build, cells, grid_seconds, trivial_cells
 
-from benchmark_core.plugins import load_registry
-from benchmark_core.replicas import ReplicaStack
-from benchmark_core.runner import TaskCache, run_cell
+from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core.engine.runner import TaskCache, run_cell
+from benchmark_core.registry import load_registry
 
 CPU = torch.device("cpu")
 REGISTRY = load_registry({"GBENCH_LOAD_PLUGINS": ""})

@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from gbench_plugins.metrics.likelihood import NLLOracle, NLLTest
+from gbench_plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.tasks.text import TextTask
 from workloads import BATCH, text_sampling_and_scoring, text_setup
 
-from benchmark_core.budgets import budget_for
-from benchmark_core.components import EvalContext
-from plugins.metrics.likelihood import NLLOracle, NLLTest
-from plugins.objectives.ml import MaximumLikelihood
-from plugins.tasks.text import TextTask
+from benchmark_core.contract import EvalContext
+from benchmark_core.contract.budgets import budget_for
 
 N = 10_000
 

@@ -17,13 +17,13 @@ from dataclasses import replace
 from itertools import count
 
 import torch
+from gbench_plugins.metrics.likelihood import NLLOracle, NLLTest
+from gbench_plugins.models.sequence import LSTMModel
+from gbench_plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.tasks.text import TextTask
 
-from benchmark_core.budgets import budget_for
-from benchmark_core.components import EvalContext
-from plugins.metrics.likelihood import NLLOracle, NLLTest
-from plugins.models.sequence import LSTMModel
-from plugins.objectives.ml import MaximumLikelihood
-from plugins.tasks.text import TextTask
+from benchmark_core.contract import EvalContext
+from benchmark_core.contract.budgets import budget_for
 
 BATCH = 64
 # Distinct evaluation steps, so that no call reuses the samples an earlier call cached.

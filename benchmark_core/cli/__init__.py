@@ -1,0 +1,1 @@
+"""The ``gbench`` command line: click commands that parse, then delegate."""

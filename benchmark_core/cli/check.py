@@ -1,0 +1,63 @@
+"""``gbench check-plugin``: the conformance suite on the components of one package or plugin.
+
+:mod:`benchmark_core.cli.main` adds it to its ``cli`` group with :func:`add_commands`.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+
+
+@click.command("check-plugin")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-v", "--verbose", is_flag=True, help="Print each failure's full message.")
+@click.pass_context
+def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose: bool) -> None:
+    """Check every component that PACKAGES register against its declarations.
+
+    PACKAGES are distribution names (gbench-mmd; gbench for the built-ins) or plugin
+    (entry-point) names. Exit code 1 when a check fails, 2 for an unknown name.
+    """
+    from benchmark_core.conformance.suite import collect, result_table_rows, run
+    from benchmark_core.registry import get_registry
+
+    registry = get_registry()
+    for name, error in registry.failures:
+        click.echo(f"warning: plugin '{name}' failed to load: {error.splitlines()[0]}", err=True)
+    results = run(collect(registry, packages))
+    table = Table(title=f"gbench conformance: {', '.join(packages)}")
+    for col in ("kind", "component", "plugin", "check", "result", "note"):
+        table.add_column(col, overflow="fold")
+    for kind, comp, plugin, check, status, note in result_table_rows(results):
+        table.add_row(
+            kind,
+            comp,
+            escape(plugin),
+            escape(check),
+            f"[{_STYLE[status]}]{status}[/]",
+            escape(note),
+        )
+    console = Console()
+    console.print(table)
+    failed = [r for r in results if r.status == "fail"]
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    console.print(
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped",
+        markup=False,
+        highlight=False,
+    )
+    for r in failed:
+        message = r.message if verbose else r.message.strip().split("\n")[0]
+        click.echo(f"FAIL {r.check.id}: {message}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+def add_commands(group: click.Group) -> None:
+    """Add ``check-plugin`` to a click group (the ``gbench`` one)."""
+    group.add_command(check_plugin_command)

@@ -1,0 +1,338 @@
+"""The reporting commands: ``gbench leaderboard``, ``gbench plot`` and ``gbench report``.
+
+:mod:`benchmark_core.cli.main` adds them to its ``cli`` group with :func:`add_commands`.
+Each reads one or more results folders (default ``results/``), names every unreadable file on
+stderr and goes on with the rest, and turns bad input (a folder with no results, a task,
+metric or parameter that is not in them) into a :class:`UsageError`, exit code 2, whose
+message lists what is there.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from benchmark_core import __version__
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.reports.inputs import (
+    check_metrics,
+    filter_frame,
+    filter_options,
+    load_results,
+    one_task,
+    results_argument,
+    results_folder,
+    slug,
+    split_names,
+    warnings_to_stderr,
+    write_text,
+)
+from benchmark_core.reports.plot_kinds import PLOT_KINDS, PlotKind, PlotRequest
+
+FORMATS = ("rich", "markdown", "csv", "html", "json")
+SUFFIX_FORMATS = {".md": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
+SUFFIX_FORMATS |= {".json": "json", ".txt": "rich"}
+
+
+# --- gbench leaderboard ----------------------------------------------------------------------
+
+
+def _problem_lines(problems: pd.DataFrame) -> list[str]:
+    from benchmark_core.reports.formatting import reason_summary
+
+    return [
+        f"  {r.task_label} · {r.label} · {r.model_label} · seed {r.seed}: {r.status}: "
+        f"{reason_summary(r.reason)}"
+        for r in problems.itertuples()
+    ]
+
+
+def render_board(board: pd.DataFrame, problems: pd.DataFrame, fmt: str, width: int = 160) -> str:
+    """Render a leaderboard and its problem cells as text in one of :data:`FORMATS`."""
+    from rich.console import Console
+
+    from benchmark_core.reports.leaderboard import to_csv, to_html, to_json, to_markdown, to_rich
+
+    if fmt == "markdown":
+        return to_markdown(board, problems)
+    if fmt == "csv":
+        return to_csv(board)
+    if fmt == "json":
+        return to_json(board, problems) + "\n"
+    if fmt == "html":
+        return to_html(board, problems, standalone=True)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, soft_wrap=False)
+    for table in to_rich(board, problems):
+        console.print(table)
+    return buffer.getvalue()
+
+
+@click.command("leaderboard")
+@results_argument
+@filter_options
+@click.option("--metric", "metrics", multiple=True, help="Metrics to show (repeat or a,b).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Default: from -o's extension (.md .csv .html .json .txt); else rich in a terminal, "
+    "markdown when piped.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
+def leaderboard_command(
+    results: tuple[str, ...],
+    tasks: tuple[str, ...],
+    models: tuple[str, ...],
+    objectives: tuple[str, ...],
+    budget: str | None,
+    metrics: tuple[str, ...],
+    fmt: str | None,
+    output: str | None,
+) -> None:
+    """Per task, mean ± 95% interval over seeds of each metric at the final step, and ranks.
+
+    RESULTS are folders or files written by `gbench run` (default: results/). Skipped and
+    failed cells are listed under the table (on stderr for CSV).
+    """
+    from benchmark_core.reports.leaderboard import leaderboard, problem_cells
+
+    read = load_results(results)
+    df = filter_frame(read.frame, tasks, models, objectives, budget)
+    chosen = split_names(metrics) or None
+    if chosen:
+        check_metrics(df, chosen)
+    with warnings_to_stderr():
+        board = leaderboard(df, read.directions, metrics=chosen)
+    problems = problem_cells(df)
+    if fmt is None:
+        suffix = Path(output).suffix.lower() if output else ""
+        fmt = SUFFIX_FORMATS.get(suffix) or (
+            "rich" if output is None and sys.stdout.isatty() else "markdown"
+        )
+    if fmt == "csv" and len(problems):
+        click.echo(f"{len(problems)} cells skipped or failed (not in the CSV):", err=True)
+        for line in _problem_lines(problems):
+            click.echo(line, err=True)
+    if output is None and fmt == "rich" and sys.stdout.isatty():
+        from rich.console import Console
+
+        from benchmark_core.reports.leaderboard import to_rich
+
+        for table in to_rich(board, problems):
+            Console().print(table)
+        return
+    text = render_board(board, problems, fmt)
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    write_text(Path(output), text)
+    click.echo(output)
+
+
+# --- gbench plot -----------------------------------------------------------------------------
+
+
+def _plot_help() -> str:
+    kinds = "\n".join(f"  {name:<9} {kind.help}" for name, kind in PLOT_KINDS.items())
+    return (
+        "Draw a figure from results as PNG and SVG and print the paths.\n\n"
+        f"\b\nKIND is one of:\n{kinds}\n\n"
+        "RESULTS are folders or files written by `gbench run` (default: results/). A figure "
+        "shows one task (--task) at one budget (--budget)."
+    )
+
+
+@click.command("plot", help=_plot_help())
+@click.argument("kind", type=click.Choice(list(PLOT_KINDS)), metavar="KIND")
+@results_argument
+@filter_options
+@click.option("--metric", "metrics", multiple=True, help="Metric(s) (repeat or a,b).")
+@click.option("--param", default=None, help="sweep: the swept parameter (pi, objective.lr).")
+@click.option("--x", "x", default=None, help="frontier: the metric on the x axis.")
+@click.option("--y", "y", default=None, help="frontier: the metric on the y axis.")
+@click.option("--logx", is_flag=True, help="sweep: logarithmic x axis.")
+@click.option("--logy", is_flag=True, help="curves: logarithmic y axes.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Path without extension; writes STEM.png and STEM.svg (default: RESULTS/_plots/...).",
+)
+def plot_command(
+    kind: str,
+    results: tuple[str, ...],
+    tasks: tuple[str, ...],
+    models: tuple[str, ...],
+    objectives: tuple[str, ...],
+    budget: str | None,
+    metrics: tuple[str, ...],
+    output: str | None,
+    **options: Any,
+) -> None:
+    """Draw a figure as PNG and SVG (the --help text comes from :func:`_plot_help`)."""
+    from benchmark_core.reports.plots import save
+
+    request = PlotRequest(metrics=split_names(metrics), **options)
+    plot_kind = PLOT_KINDS[kind]
+    unused = sorted(request.given() - plot_kind.options)
+    if unused:
+        flags = ", ".join("--metric" if u == "metrics" else f"--{u}" for u in unused)
+        raise UsageError(f"plot {kind} does not use {flags}; it draws {plot_kind.help}.")
+    read = load_results(results)
+    df = filter_frame(read.frame, tasks, models, objectives, budget)
+    task = one_task(df)
+    with warnings_to_stderr():
+        try:
+            fig, name = plot_kind.draw(df, read.directions, request)
+        except ValueError as exc:  # the plotting functions' own checks of their input
+            raise UsageError(f"plot {kind}: {exc}.") from None
+    stem = Path(output) if output else results_folder(results) / "_plots" / slug(f"{name}_{task}")
+    if stem.suffix.lower() in (".png", ".svg"):
+        stem = stem.with_suffix("")
+    try:
+        paths = save(fig, stem)
+    except OSError as exc:
+        raise UsageError(f"cannot write {stem}.png: {exc.strerror}.") from None
+    for path in paths:
+        click.echo(str(path))
+
+
+# --- gbench report ---------------------------------------------------------------------------
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line (``sys.argv``), as a shell would take it.
+
+    The program is shown by its name (``gbench``), not its install path; run as
+    ``python -m benchmark_core.cli.main`` it is shown so.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        program = Path(argv[0])
+        is_module = program.name in ("main.py", "__main__.py") and program.parent.name == "cli"
+        argv[:1] = ["python", "-m", "benchmark_core.cli.main"] if is_module else [program.name]
+    return shlex.join(argv)
+
+
+def report_environment(problems: list[str]) -> dict[str, Any]:
+    """What the report-making process knows: versions, plugins, platform, date, command line."""
+    from benchmark_core.registry import get_registry
+
+    plugins = get_registry().plugins
+    env: dict[str, Any] = {
+        "gbench": __version__,
+        "torch": _version("torch"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "plugins loaded": [f"{p.name} ({p.distribution} {p.version})" for p in plugins],
+        "report made": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "command line": command_line(),
+    }
+    if problems:
+        env["unreadable result files (ignored)"] = problems
+    return env
+
+
+@click.command("report")
+@results_argument
+@filter_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The HTML file (default: RESULTS/_report.html).",
+)
+@click.option("--title", default="gbench report", show_default=True, help="The page title.")
+@click.option(
+    "--images",
+    type=click.Choice(["svg", "png"]),
+    default="svg",
+    show_default=True,
+    help="How figures are embedded.",
+)
+def report_command(
+    results: tuple[str, ...],
+    tasks: tuple[str, ...],
+    models: tuple[str, ...],
+    objectives: tuple[str, ...],
+    budget: str | None,
+    output: str | None,
+    title: str,
+    images: str,
+) -> None:
+    """Write one self-contained HTML page: leaderboards, figures, environment, problem cells.
+
+    The figures are chosen from what the results hold: training curves of the main metrics,
+    each swept objective or model parameter against them, and the quality-coverage frontier
+    when both metrics are there. The page loads nothing from the network.
+    """
+    from benchmark_core.reports.figures import default_figures
+    from benchmark_core.reports.html_report import render_report
+
+    read = load_results(results)
+    df = filter_frame(read.frame, tasks, models, objectives, budget, one_budget=False)
+    figures, notes = default_figures(df, read.directions)
+    figures.update(_plugin_figures(df, read.directions))
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    with warnings_to_stderr():
+        page = render_report(
+            df,
+            read.directions,
+            figures,
+            report_environment(read.problems),
+            title=title,
+            image_format=images,
+            figure_notes=notes,
+        )
+    out = Path(output) if output else results_folder(results) / "_report.html"
+    write_text(out, page)
+    click.echo(str(out))
+
+
+def _plugin_figures(df: Any, directions: dict[str, str]) -> dict[str, Any]:
+    """Figures of the plot kinds plugins added (Figure 1, say), for each task they can draw."""
+    from benchmark_core.registry import get_registry
+
+    figures = {}
+    for draw, help_text, _, _ in get_registry().plots.values():
+        for task in sorted(df["task_label"].dropna().unique()):
+            try:
+                fig, _ = draw(df[df["task_label"] == task], directions, PlotRequest())
+            except (UsageError, ValueError, KeyError):
+                continue  # this kind does not apply to these results
+            figures[f"{task}: {help_text}"] = fig
+    return figures
+
+
+def install_plot_kinds(registry: Any) -> None:
+    """Add the plot kinds that plugins registered to ``gbench plot``."""
+    for name, (draw, help_text, options, _) in registry.plots.items():
+        PLOT_KINDS[name] = PlotKind(draw, options, help_text)
+    plot_command.params[0].type = click.Choice(list(PLOT_KINDS))
+    plot_command.help = _plot_help()
+
+
+def add_commands(group: click.Group) -> None:
+    """Add the reporting commands to a click group (the ``gbench`` one)."""
+    for command in (leaderboard_command, plot_command, report_command):
+        group.add_command(command)

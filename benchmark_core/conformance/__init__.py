@@ -1,0 +1,1 @@
+"""The plugin conformance suite and its pytest plugin."""

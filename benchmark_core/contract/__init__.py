@@ -1,0 +1,41 @@
+"""The public contract: hook specs, component base classes, parameters, budgets, errors.
+
+Everything a plugin needs is importable from here (or from ``benchmark_core``); this package
+imports nothing else of gbench.
+"""
+
+from benchmark_core.contract.budgets import Budget
+from benchmark_core.contract.component import CAPABILITIES, KINDS, Component
+from benchmark_core.contract.errors import GbenchError, PluginError, ResultsError, UsageError
+from benchmark_core.contract.hookspecs import hookimpl
+from benchmark_core.contract.metric import Estimate, EvalContext, Metric
+from benchmark_core.contract.model import Model
+from benchmark_core.contract.needs import Requirements, incompatibility, model_incompatibility
+from benchmark_core.contract.objective import Objective
+from benchmark_core.contract.params import Param, positive, probability, validate_params
+from benchmark_core.contract.task import Task
+
+__all__ = [
+    "CAPABILITIES",
+    "KINDS",
+    "Budget",
+    "Component",
+    "Estimate",
+    "EvalContext",
+    "GbenchError",
+    "Metric",
+    "Model",
+    "Objective",
+    "Param",
+    "PluginError",
+    "Requirements",
+    "ResultsError",
+    "Task",
+    "UsageError",
+    "hookimpl",
+    "incompatibility",
+    "model_incompatibility",
+    "positive",
+    "probability",
+    "validate_params",
+]

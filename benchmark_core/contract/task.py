@@ -1,0 +1,72 @@
+"""Task: a data distribution P with fixed, seeded training and test sets."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark_core.contract.component import Component
+
+
+class Task(Component):
+    """A data distribution P with fixed, seeded training and held-out test sets.
+
+    Attributes
+    ----------
+    kind : str
+        ``"vector"`` (samples are rows of a float tensor ``[n, dim]``) or ``"sequence"``
+        (rows of a long tensor ``[n, length]`` over ``vocab_size`` symbols).
+    provides : frozenset[str]
+        ``"log_prob"`` when P's density is known exactly, ``"sample"`` when fresh samples can
+        be drawn, ``"enumerable"`` when the sample space can be summed over.
+    default_models : tuple[str, ...]
+        Models used when the user names none.
+    budgets : dict[str, dict[str, int]]
+        Per-profile overrides of the budget fields (``{"quick": {"steps": 4000}}``).
+    max_threads : int or None
+        At most this many CPU threads for the task's cells. Tiny models (2-D Gaussians) run
+        several times faster on one thread: thread hand-offs cost more than their arithmetic.
+    train, test : torch.Tensor
+        The fixed training set and the separate held-out set, built by ``setup``.
+    vocab_size, length : int
+        Sequence tasks only: symbols are ``0 .. vocab_size - 1``; every sequence has
+        ``length`` symbols.
+    """
+
+    kind: ClassVar[str] = "vector"
+    provides: ClassVar[frozenset[str]] = frozenset()
+    default_models: ClassVar[tuple[str, ...]] = ()
+    budgets: ClassVar[dict[str, dict[str, int]]] = {}
+    max_threads: ClassVar[int | None] = None
+
+    train: torch.Tensor
+    test: torch.Tensor
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.setup()
+
+    def setup(self) -> None:
+        """Build the fixed data (``self.train``, ``self.test``) from the task's own seed."""
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(x) for each row of ``x``; only for tasks that provide ``log_prob``."""
+        raise NotImplementedError(f"task {self.name} has no known density")
+
+    def sample(self, n: int) -> torch.Tensor:
+        """Draw ``n`` fresh samples from P using the global torch RNG."""
+        raise NotImplementedError(f"task {self.name} cannot draw fresh samples")
+
+    def enumerate(self) -> torch.Tensor:
+        """Every point of the sample space, one per row; only for tasks that provide
+        ``enumerable``. Sums over these rows make metrics and gradients exact."""
+        raise NotImplementedError(f"task {self.name} has no enumerable sample space")
+
+    def to(self, device: torch.device | str) -> Task:
+        """Move every tensor and module the task holds to ``device``; return self."""
+        for key, value in vars(self).items():
+            if isinstance(value, torch.Tensor | torch.nn.Module):
+                setattr(self, key, value.to(device))
+        return self

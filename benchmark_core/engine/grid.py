@@ -1,0 +1,120 @@
+"""The grid: every (task, model, objective, seed) cell, with skip reasons decided up front."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+from benchmark_core.contract import incompatibility, model_incompatibility
+from benchmark_core.contract.budgets import Budget, budget_for
+from benchmark_core.engine.selection import Configured, Spec, expand
+from benchmark_core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a task, a model, an objective (each configured), a seed, a budget."""
+
+    task: Configured
+    model: Configured
+    objective: Configured
+    metrics: tuple[Configured, ...]
+    seed: int
+    budget: Budget
+    skip_reason: str | None = None
+    metric_skips: tuple[str, ...] = ()
+
+    @cached_property
+    def cell_id(self) -> str:
+        """A stable hash of the components, their parameters, the seed, budget and versions."""
+        key = {
+            role: [
+                conf.name,
+                conf.params,
+                conf.entry.plugin.distribution,
+                conf.entry.plugin.version,
+            ]
+            for role, conf in (
+                ("task", self.task),
+                ("model", self.model),
+                ("objective", self.objective),
+            )
+        }
+        key.update(seed=self.seed, budget=self.budget.name)
+        blob = json.dumps(key, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def params(self) -> dict[str, dict]:
+        """All parameters of the cell, by role."""
+        return {
+            "task": self.task.params,
+            "model": self.model.params,
+            "objective": self.objective.params,
+        }
+
+    def describe(self) -> str:
+        """One line naming the cell."""
+        return f"{self.task.label} · {self.model.label} · {self.objective.label} · seed {self.seed}"
+
+
+def _models_for(
+    task: Configured, models: list[Configured] | None, registry: Registry
+) -> list[Configured]:
+    if models is not None:
+        return models
+    names = [n for n in task.cls.default_models if n in registry.of_kind("model")]
+    if not names:  # the task's defaults are not installed: fall back to every model that fits
+        names = [
+            n
+            for n, e in sorted(registry.of_kind("model").items())
+            if model_incompatibility(e.cls, task.cls) is None
+        ]
+    return expand("model", [Spec(n) for n in names], registry)
+
+
+def build_grid(
+    registry: Registry,
+    objectives: list[Spec] | None,
+    tasks: list[Spec] | None,
+    models: list[Spec] | None,
+    metrics: list[Spec] | None,
+    seeds: list[int],
+    budget: str,
+) -> list[Cell]:
+    """Validate every selection, then return the cells in task, model, objective, seed order.
+
+    Raises UsageError before anything is built when a name, parameter or value is invalid.
+    """
+    task_confs = expand("task", tasks, registry)
+    model_confs = None if models is None else expand("model", models, registry)
+    objective_confs = expand("objective", objectives, registry)
+    metric_confs = expand("metric", metrics, registry, allow_sweeps=False)
+
+    cells = []
+    for task in task_confs:
+        for model in _models_for(task, model_confs, registry):
+            reason_model = model_incompatibility(model.cls, task.cls)
+            usable, skipped = [], []
+            for metric in metric_confs:
+                why = reason_model or incompatibility(metric.cls, task.cls, model.cls)
+                (skipped if why else usable).append(why or metric)
+            for objective in objective_confs:
+                size = budget_for(budget, task.cls, objective.cls)
+                reason = reason_model or incompatibility(objective.cls, task.cls, model.cls)
+                for seed in seeds:
+                    cells.append(
+                        Cell(
+                            task,
+                            model,
+                            objective,
+                            tuple(usable),
+                            seed,
+                            size,
+                            reason,
+                            tuple(skipped),
+                        )
+                    )
+    return cells

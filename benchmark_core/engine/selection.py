@@ -1,0 +1,256 @@
+"""Parse ``name[param=value,...]`` selections and expand them into configured components.
+
+Grammar (whitespace around tokens is ignored)::
+
+    selection := "all" | item ("," item)*
+    item      := NAME ["[" [assign ("," assign)*] "]"]
+    assign    := NAME "=" value
+    value     := "[" [scalar ("," scalar)*] "]" | scalar      # a list sweeps
+    scalar    := number | true | false | 'quoted' | "quoted" | bare word
+
+A list value sweeps the parameter, except for list-typed parameters, whose sweeps are
+written as lists of lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.registry import Entry, Registry
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_INT = re.compile(r"[+-]?\d+$")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+_BARE_STOP = set(",[]=\"' \t\n")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One parsed item: a component name and the parameter values the user gave."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class _Parser:
+    def __init__(self, text: str, what: str) -> None:
+        self.text, self.pos, self.what = text, 0, what
+
+    def fail(self, message: str) -> UsageError:
+        pointer = " " * self.pos + "^"
+        return UsageError(
+            f"cannot parse --{self.what} at position {self.pos + 1}: {message}\n"
+            f"  {self.text}\n  {pointer}\n"
+            f"Write a comma list of name or name[param=value,...]; a [list] of values sweeps."
+        )
+
+    def skip_ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def peek(self) -> str:
+        self.skip_ws()
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            found = repr(self.peek()) if self.peek() else "the end"
+            raise self.fail(f"expected '{char}' but found {found}")
+        self.pos += 1
+
+    def name(self) -> str:
+        self.skip_ws()
+        match = _NAME.match(self.text, self.pos)
+        if not match:
+            found = repr(self.peek()) if self.peek() else "the end"
+            raise self.fail(f"expected a name but found {found}")
+        self.pos = match.end()
+        return match.group()
+
+    def scalar(self) -> Any:
+        char = self.peek()
+        if char in ("'", '"'):
+            end = self.text.find(char, self.pos + 1)
+            if end < 0:
+                raise self.fail("unterminated quoted string")
+            value = self.text[self.pos + 1 : end]
+            self.pos = end + 1
+            return value
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in _BARE_STOP:
+            self.pos += 1
+        word = self.text[start : self.pos]
+        if not word:
+            found = repr(char) if char else "the end"
+            raise self.fail(f"expected a value but found {found}")
+        if word in ("true", "True"):
+            return True
+        if word in ("false", "False"):
+            return False
+        if _INT.match(word):
+            return int(word)
+        if _FLOAT.match(word):
+            return float(word)
+        return word
+
+    def value(self) -> Any:
+        if self.peek() != "[":
+            return self.scalar()
+        self.pos += 1
+        items: list[Any] = []
+        if self.peek() == "]":
+            self.pos += 1
+            return items
+        while True:
+            items.append(self.value())
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            self.expect("]")
+            return items
+
+    def item(self) -> Spec:
+        name = self.name()
+        params: dict[str, Any] = {}
+        if self.peek() == "[":
+            self.pos += 1
+            while self.peek() != "]":
+                key = self.name()
+                if key in params:
+                    raise self.fail(f"parameter '{key}' is given twice")
+                self.expect("=")
+                params[key] = self.value()
+                if self.peek() != ",":
+                    break
+                self.pos += 1
+            self.expect("]")
+        return Spec(name, params)
+
+    def selection(self) -> list[Spec]:
+        items = [self.item()]
+        while self.peek() == ",":
+            self.pos += 1
+            items.append(self.item())
+        if self.peek():
+            raise self.fail(f"unexpected {self.peek()!r}")
+        return items
+
+
+def parse_selection(text: str, what: str = "selection") -> list[Spec] | None:
+    """Parse a selection; return None for ``all``. ``what`` names the option in errors."""
+    if text.strip() == "all":
+        return None
+    if not text.strip():
+        raise UsageError(f"--{what} is empty: give 'all' or a comma list of names.")
+    return _Parser(text, what).selection()
+
+
+@dataclass(frozen=True)
+class Configured:
+    """A component with one full set of validated parameters."""
+
+    entry: Entry
+    params: dict[str, Any]
+    given: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The component's name."""
+        return self.entry.name
+
+    @property
+    def cls(self) -> Any:
+        """The component class."""
+        return self.entry.cls
+
+    @property
+    def label(self) -> str:
+        """``name[param=value,...]`` with the parameters the user set, in declared order."""
+        if not self.given:
+            return self.name
+        order = [k for k in self.cls.param_spec if k in self.given]
+        body = ",".join(f"{k}={_format(self.given[k])}" for k in order)
+        return f"{self.name}[{body}]"
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:g}"
+    if isinstance(value, list):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return str(value) if _NAME.fullmatch(str(value)) else json.dumps(value)
+
+
+def _sweep_axes(entry: Entry, given: dict[str, Any]) -> dict[str, list[Any]]:
+    axes = {}
+    for key, value in given.items():
+        declared = entry.cls.param_spec.get(key)
+        is_list_param = declared is not None and declared.kind is list
+        if isinstance(value, list) and (
+            not is_list_param or any(isinstance(v, list) for v in value)
+        ):
+            if not value:
+                raise UsageError(f"{entry.name}[{key}=[]] sweeps over nothing: give values.")
+            axes[key] = value
+        else:
+            axes[key] = [value]
+    return axes
+
+
+def expand(
+    kind: str, specs: list[Spec] | None, registry: Registry, allow_sweeps: bool = True
+) -> list[Configured]:
+    """Validate ``specs`` (None meaning all) and expand their sweeps into configurations."""
+    if specs is None:
+        specs = [
+            Spec(name, dict(entry.cls.all_sweep))
+            for name, entry in sorted(registry.of_kind(kind).items())
+        ]
+    out: list[Configured] = []
+    seen: set[str] = set()
+    for spec in specs:
+        entry = registry.get(kind, spec.name)
+        axes = _sweep_axes(entry, spec.params)
+        if not allow_sweeps and any(len(v) > 1 for v in axes.values()):
+            raise UsageError(
+                f"{kind} {spec.name}: a {kind} takes single values, not a sweep; "
+                f"list it once per setting instead."
+            )
+        keys = list(axes)
+        for combo in itertools.product(*(axes[k] for k in keys)):
+            given = dict(zip(keys, combo, strict=True))
+            params = entry.cls.validate(given)
+            conf = Configured(entry, params, given)
+            key = json.dumps([conf.name, params], sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(conf)
+    return out
+
+
+def parse_seeds(text: str | int) -> list[int]:
+    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = list(range(count))
+    except ValueError:
+        raise UsageError(
+            f"--seeds {text!r} is not valid: give a count such as 3 (seeds 0, 1, 2) "
+            f"or a comma list such as 0,4,7."
+        ) from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r}: seeds must be distinct and not negative.")
+    return seeds

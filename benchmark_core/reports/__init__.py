@@ -1,0 +1,1 @@
+"""Reports made from results alone: leaderboards, formatting, plots, the HTML report."""

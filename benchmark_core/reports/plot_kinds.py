@@ -1,0 +1,132 @@
+"""The kinds of ``gbench plot``: each draws one task's rows and names its file.
+
+Adding a kind is one entry in :data:`PLOT_KINDS`: a function ``draw(df, directions,
+request) -> (figure, name)`` and the :class:`PlotRequest` options it reads.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from benchmark_core.contract.errors import UsageError
+from benchmark_core.reports.inputs import available, check_metrics
+
+
+@dataclass
+class PlotRequest:
+    """The options of ``gbench plot`` that a plot kind may read."""
+
+    metrics: list[str] = field(default_factory=list)
+    param: str | None = None
+    x: str | None = None
+    y: str | None = None
+    logx: bool = False
+    logy: bool = False
+
+    def given(self) -> set[str]:
+        """The names of the options the user set."""
+        return {k for k, v in vars(self).items() if v}
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    """One KIND of ``gbench plot``.
+
+    ``draw(df, directions, request)`` gets the rows of one task and returns the figure and a
+    default file name (without extension); ``options`` are the :class:`PlotRequest` fields
+    it reads, so that an option it would ignore is refused rather than silently dropped.
+    """
+
+    draw: Callable[[pd.DataFrame, dict[str, str], PlotRequest], tuple[Figure, str]]
+    options: frozenset[str]
+    help: str
+
+
+def _parameter_hint(df: pd.DataFrame) -> str:
+    from benchmark_core.reports.figures import parameter_values
+
+    values = parameter_values(df)
+    swept = [k.partition(".")[2] for k, v in values.items() if len(v) > 1]
+    fixed = [k.partition(".")[2] for k, v in values.items() if len(v) == 1]
+    return (
+        f"Swept in these results: {', '.join(swept) or 'none'}. "
+        f"Fixed: {', '.join(dict.fromkeys(fixed)) or 'none'}."
+    )
+
+
+def _draw_sweep(
+    df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
+) -> tuple[Figure, str]:
+    from benchmark_core.reports.labels import param_value
+    from benchmark_core.reports.plots import plot_sweep
+
+    if len(req.metrics) != 1 or not req.param:
+        raise UsageError(
+            "plot sweep needs one --metric and a --param, e.g. "
+            f"--metric nll_test --param pi. {_parameter_hint(df)}"
+        )
+    check_metrics(df, req.metrics)
+    cells = df.groupby("cell_id")["params"].first().dropna()
+    values = {str(v) for role, v in map(lambda p: param_value(p, req.param), cells) if role}
+    if not values:
+        raise UsageError(f"--param {req.param}: no cell has this parameter. {_parameter_hint(df)}")
+    if len(values) == 1:
+        warnings.warn(
+            f"{req.param} takes one value here ({values.pop()}): one point per line",
+            stacklevel=2,
+        )
+    metric, name = req.metrics[0], req.param.rpartition(".")[2]
+    fig = plot_sweep(df, metric, req.param, directions, logx=req.logx)
+    return fig, f"sweep_{metric}_vs_{name}"
+
+
+def _draw_curves(
+    df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
+) -> tuple[Figure, str]:
+    from benchmark_core.reports.figures import MAX_CURVE_PANELS, main_metrics, training_losses
+    from benchmark_core.reports.plots import plot_curves
+
+    metrics = req.metrics or (training_losses(df) + main_metrics(df, directions))[:MAX_CURVE_PANELS]
+    check_metrics(df, metrics)
+    return plot_curves(df, metrics, directions, logy=req.logy), "curves"
+
+
+def _draw_frontier(
+    df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
+) -> tuple[Figure, str]:
+    from benchmark_core.reports.plots import plot_frontier
+
+    if not (req.x and req.y):
+        raise UsageError(
+            "plot frontier needs --x and --y metrics, e.g. --x nll_test --y nll_oracle. "
+            f"Available metrics: {available(df['metric'])}."
+        )
+    check_metrics(df, [req.x], "--x")
+    check_metrics(df, [req.y], "--y")
+    return plot_frontier(df, req.x, req.y, directions), f"frontier_{req.y}_vs_{req.x}"
+
+
+#: ``gbench plot KIND``: adding a kind is one entry here (the continuous task's ``figure1``
+#: goes here too: ``"figure1": PlotKind(_draw_figure1, frozenset(), "...")``).
+PLOT_KINDS: dict[str, PlotKind] = {
+    "sweep": PlotKind(
+        _draw_sweep,
+        frozenset({"metrics", "param", "logx"}),
+        "a final metric against a swept parameter (--metric, --param)",
+    ),
+    "curves": PlotKind(
+        _draw_curves,
+        frozenset({"metrics", "logy"}),
+        "metrics against training step (--metric; default: the main ones)",
+    ),
+    "frontier": PlotKind(
+        _draw_frontier,
+        frozenset({"x", "y"}),
+        "two final metrics, Pareto front marked (--x, --y)",
+    ),
+}
