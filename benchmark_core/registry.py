@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gbench_plugins.metrics.two_sample",
     "gbench_plugins.metrics.pairs",
     "gbench_plugins.metrics.bleu",
+    "gbench_plugins.figures.standard",
     "gbench_plugins.figures.figure1",
 )
 

@@ -42,9 +42,15 @@ class Metric(Needs):
     direction : str
         ``"min"`` (lower is better), ``"max"`` (higher is better) or ``"none"`` (a diagnostic),
         for every value the metric returns unless ``direction_of`` says otherwise.
+    frontier : dict[str, str]
+        The values of this metric that measure quality, each mapped to the value that measures
+        the coverage it trades against: ``{"quality_value": "coverage_value"}``. Reports draw
+        each pair as a quality–coverage frontier (coverage on x, quality on y) when a results
+        table holds both; the coverage value may come from another metric. Empty by default.
     """
 
     direction: ClassVar[str] = "min"
+    frontier: ClassVar[dict[str, str]] = {}
 
     def compute(
         self, model: Model, task: Task, ctx: EvalContext

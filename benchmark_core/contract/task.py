@@ -27,6 +27,9 @@ class Task(Component):
     max_threads : int or None
         At most this many CPU threads for the task's cells. Tiny models (2-D Gaussians) run
         several times faster on one thread: thread hand-offs cost more than their arithmetic.
+    headline_metrics : tuple[str, ...]
+        The few metric values a leaderboard shows for this task by default, coverage and
+        quality first (every metric is one option away). Empty: show every metric.
     train, test : torch.Tensor
         The fixed training set and the separate held-out set, built by ``setup``.
     vocab_size, length : int
@@ -39,6 +42,7 @@ class Task(Component):
     default_models: ClassVar[tuple[str, ...]] = ()
     budgets: ClassVar[dict[str, dict[str, int]]] = {}
     max_threads: ClassVar[int | None] = None
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     train: torch.Tensor
     test: torch.Tensor

@@ -137,6 +137,7 @@ class NLLOracle(_Sampling):
     model_requires = frozenset({"sample"})
     task_requires = frozenset({"log_prob"})
     direction = "min"
+    frontier = {"nll_oracle": "nll_test"}
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
         if task.kind != "sequence":

@@ -24,6 +24,7 @@ class PairsTask(Task):
     kind = "sequence"
     provides = frozenset({"log_prob", "sample", "enumerable"})
     default_models = ("tabular", "lstm")
+    headline_metrics = ("kl_forward", "kl_reverse", "ss_fixed_point_tv", "mi_q")
     param_spec = {
         "k": Param(5, "number of symbols K (ignored when table is given)", low=2),
         "dependence": Param(

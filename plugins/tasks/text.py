@@ -27,6 +27,7 @@ class TextTask(Task):
     kind = "sequence"
     provides = frozenset({"log_prob", "sample"})
     default_models = ("lstm",)
+    headline_metrics = ("nll_test", "nll_oracle", "self_bleu", "bleu")
     param_spec = {
         "vocab": Param(5000, "vocabulary size", low=2),
         "length": Param(20, "sequence length", low=1),
