@@ -242,8 +242,8 @@ def test_an_objective_whose_smoke_cell_errors_fails():
 class OneLossForAllReplicas(MaximumLikelihood):
     name = "bad_replicas"
 
-    def step_replicas(self, batch, step):
-        return super().step_replicas(batch, step).mean()  # one number, not one per replica
+    def step(self, batch, step):
+        return super().step(batch, step).mean()  # one number, not one per replica
 
 
 def test_an_objective_whose_replica_step_returns_one_loss_fails():

@@ -328,18 +328,18 @@ def check_model_capabilities(entry: Entry, bench: Workbench, kind: str) -> None:
 
 def _check_vmap(entry: Entry, task: Task, *models: Model) -> None:
     """Two replicas stacked: vmapped log_prob equals each model's own; samples are per replica."""
-    from benchmark_core.engine.replicas import ReplicaStack
+    from benchmark_core.engine.stack import ReplicaStack
 
     decl = "provides 'vmap'"
     stack = ReplicaStack(models)
     x = task.test[:16]
     try:
         stacked = (
-            stack.call("log_prob", torch.stack([x, x]))
+            stack.log_prob(torch.stack([x, x]))
             if "log_prob" in entry.cls.provides
             else None
         )
-        drawn = stack.call("sample", 8) if "sample" in entry.cls.provides else None
+        drawn = stack.sample(8) if "sample" in entry.cls.provides else None
     except Exception as exc:  # vmap refuses many in-place and data-dependent operations
         raise fail(entry, decl, f"a method failed under torch.func.vmap: {exc}") from None
     if stacked is not None:

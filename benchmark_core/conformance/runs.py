@@ -51,9 +51,10 @@ def check_smoke_cell(entry: Entry, bench: Workbench, kind: str) -> None:
 
 
 def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:
-    """Three replicas (seeds 0-2) train as one stack for a few steps and each ends ok."""
+    """Three replicas (seeds 0-2) train as one stack for a few steps and each ends ok: the
+    objective's one ``step`` takes a `ModelStack` and a batch [3, B, ...] and returns [3]."""
     from benchmark_core.engine.grid import Cell
-    from benchmark_core.engine.replicas import run_replicas
+    from benchmark_core.engine.runner import run_work
     from benchmark_core.engine.selection import Configured
 
     task_e, model_e = bench.pair_for(entry, kind, needs=frozenset({"vmap"}))
@@ -62,7 +63,7 @@ def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:
     budget = smoke_budget(task_e.cls, entry.cls)
     cells = [Cell(*confs, (), seed, budget) for seed in range(3)]
     with torch.random.fork_rng(devices=[]):
-        outcomes = run_replicas(cells, CPU, task_cache=bench.cache)
+        outcomes = run_work(cells, CPU, task_cache=bench.cache)
     for outcome in outcomes:
         if outcome.status != "ok":
             tail = (outcome.error or "").strip().splitlines()[-1:] or [""]

@@ -13,6 +13,7 @@ from benchmark_core.contract.model import Model
 from benchmark_core.contract.needs import Requirements, incompatibility, model_incompatibility
 from benchmark_core.contract.objective import Objective
 from benchmark_core.contract.params import Param, positive, probability, validate_params
+from benchmark_core.contract.stack import ModelStack, per_replica
 from benchmark_core.contract.task import Task
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "GbenchError",
     "Metric",
     "Model",
+    "ModelStack",
     "Objective",
     "Param",
     "PluginError",
@@ -35,6 +37,7 @@ __all__ = [
     "hookimpl",
     "incompatibility",
     "model_incompatibility",
+    "per_replica",
     "positive",
     "probability",
     "validate_params",

@@ -25,8 +25,8 @@ from benchmark_core.contract.errors import ResultsError
 SCHEMA_VERSION = 1
 METADATA_KEY = b"gbench"
 
-STATUSES = ("ok", "skipped", "error", "diverged", "timeout", "interrupted")
-FAILED = ("error", "diverged", "timeout", "interrupted")
+STATUSES = ("ok", "skipped", "metric_error", "error", "diverged", "timeout", "interrupted")
+FAILED = ("metric_error", "error", "diverged", "timeout", "interrupted")
 
 _COLUMNS: list[tuple[str, pa.DataType]] = [
     ("cell_id", pa.string()),
