@@ -32,11 +32,15 @@ class Objective(Needs):
         (`setup_replicas`, `step_replicas`; the model must provide ``vmap``).
     replica_params : frozenset[str]
         Parameters that may differ between replicas trained together (seeds always may).
+    provides : frozenset[str]
+        What metrics may read from it (their ``objective_requires``): ``"feed_eps"`` when it
+        feeds the model's own symbols with a keep-probability ε (`feed_eps`).
     """
 
     budgets: ClassVar[dict[str, Any]] = {}
     replica_kinds: ClassVar[frozenset[str]] = frozenset()
     replica_params: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, model: Model, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step."""
@@ -59,6 +63,11 @@ class Objective(Needs):
     def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         """One step of every replica, on ``batch`` [R, B, ...]; the losses, detached, [R]."""
         raise NotImplementedError
+
+    def feed_eps(self) -> float:
+        """The probability ε of feeding the true symbol at the latest step; only for
+        objectives that provide ``feed_eps``."""
+        raise NotImplementedError(f"objective {self.name} feeds no symbols of its own")
 
     @staticmethod
     def adam(

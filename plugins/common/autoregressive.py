@@ -15,7 +15,6 @@ probability, and those sum to one over all ``vocab ** length`` sequences.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from gbench_plugins.common.softmax_projection import (
@@ -25,6 +24,10 @@ from gbench_plugins.common.softmax_projection import (
     with_ones,
 )
 from torch import nn
+
+from benchmark_core import SampleOutput
+
+__all__ = ["LSTMCore", "SampleOutput"]
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,26 +42,12 @@ _GPU_CHUNK_ELEMENTS = 1 << 26
 _EXP_HEADROOM = EXP_HEADROOM
 
 
-class SampleOutput(NamedTuple):
-    """Sequences drawn by `LSTMCore.sample` with their exact log-probabilities.
-
-    Attributes
-    ----------
-    tokens : LongTensor [n, length]
-    log_prob : Tensor [n]
-        log Q(x) under the model itself (temperature 1).
-    tempered_log_prob : Tensor [n]
-        log Q_T(x) under the distribution the sequences were drawn from: each conditional is
-        softmax(logits / T). At T = 0 (greedy) this is 0. Equal to `log_prob` at T = 1.
-    """
-
-    tokens: torch.Tensor
-    log_prob: torch.Tensor
-    tempered_log_prob: torch.Tensor
-
-
 class LSTMCore(nn.Module):
     """Embedding -> single-layer LSTM -> linear logits; see the module docstring.
+
+    Implements the contract's `benchmark_core.Autoregressive` interface (``initial_token``,
+    ``step``, ``token_log_probs``, ``fed_log_probs``, ``log_prob``, ``sample_with_log_prob``),
+    so that the ``lstm`` model and the ``text`` task's oracle are driven alike.
 
     Parameters
     ----------
@@ -263,76 +252,119 @@ class LSTMCore(nn.Module):
             raise ValueError("give a length >= 0 (or construct the model with length=...)")
         if not (temperature >= 0.0 and math.isfinite(temperature)):
             raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
-        w, b = self.out.weight, self.out.bias
+        w = self.out.weight
         device, dtype = w.device, w.dtype
+        sampler = _BlockSampler(
+            w, self.out.bias, n, temperature, return_log_prob, self._chunk_elements(device)
+        )
         tokens = torch.empty((n, length), dtype=torch.long, device=device)
         lp = torch.zeros(n, dtype=torch.float64, device=device)
         lp_t = torch.zeros(n, dtype=torch.float64, device=device)
-
-        greedy = temperature == 0.0
-        vocab = self.vocab
-        # Two-level inverse-CDF sampling: logits padded to `blocks x width`, the block picked
-        # from block sums, then the symbol inside it. Cheaper than a cumulative sum over the
-        # whole vocabulary, and the padding (bias -inf) has probability exactly 0.
-        width = math.isqrt(vocab - 1) + 1
-        blocks = -(-vocab // width)
-        padded = blocks * width
-        # [W | b] acting on [h | 1]: the bias rides in the product instead of a broadcast copy
-        # per block (a third of the product's cost); the padding rows are (0, ..., 0, -inf).
-        w1_pad = torch.zeros((padded, w.shape[1] + 1), dtype=dtype, device=device)
-        w1_pad[:vocab] = augmented(w, b)
-        w1_pad[vocab:, -1] = -math.inf
-        # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
-        # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
-        bound = float((w.abs().sum(dim=1) + b.abs()).max())
-        log_max = math.log(torch.finfo(dtype).max) - _EXP_HEADROOM
-        shift = greedy or bound / temperature + math.log(padded) > log_max
-        shift1 = bound + math.log(padded) > log_max
-        rows = max(1, min(n, self._chunk_elements(device) // padded))
-        buf = torch.empty((rows, padded), dtype=dtype, device=device)
-        need_lse1 = return_log_prob and not greedy and temperature != 1.0
-        scratch = torch.empty_like(buf) if need_lse1 and not shift1 else None
-
         token = self.initial_token(n, device)
         state: State | None = None
         for t in range(length):
             h, state = self._advance(token, state)
-            h1 = with_ones(h)
             u = (
                 None
-                if greedy
+                if sampler.greedy
                 else torch.rand(n, generator=generator, device=device, dtype=torch.float64)
             )
-            for s in range(0, n, rows):
-                hs = h[s : s + rows]
-                z = torch.mm(h1[s : s + rows], w1_pad.t(), out=buf[: hs.shape[0]])
-                if greedy:
-                    idx = z.argmax(dim=1)
-                    if return_log_prob:
-                        lp[s : s + rows] += (
-                            _chosen_logit(hs, w, b, idx) - torch.logsumexp(z, dim=1)
-                        ).double()
-                else:
-                    idx, lse1, lse_t = _draw(
-                        z,
-                        u[s : s + rows],
-                        temperature,
-                        blocks,
-                        width,
-                        shift=shift,
-                        need_lse1=need_lse1,
-                        scratch=None if scratch is None else scratch[: hs.shape[0]],
-                    )
-                    if return_log_prob:
-                        logit = _chosen_logit(hs, w, b, idx).double()
-                        lp_t[s : s + rows] += logit / temperature - lse_t
-                        lp[s : s + rows] += logit - (lse_t if lse1 is None else lse1)
-                tokens[s : s + rows, t] = idx
+            sampler.position(h, u, tokens[:, t], lp, lp_t)
             token = tokens[:, t]
 
         if not return_log_prob:
             return tokens
         return SampleOutput(tokens, lp.to(dtype), lp_t.to(dtype))
+
+    @torch.no_grad()
+    def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:
+        """``n`` sequences of ``self.length`` from Q_T with log Q and log Q_T (see `sample`)."""
+        out = self.sample(n, temperature=temperature, return_log_prob=True)
+        assert isinstance(out, SampleOutput)
+        return out
+
+
+class _BlockSampler:
+    """One position of `LSTMCore.sample`: draws a symbol per row from the output layer.
+
+    Two-level inverse-CDF sampling: logits padded to ``blocks x width``, the block picked
+    from block sums, then the symbol inside it. Cheaper than a cumulative sum over the whole
+    vocabulary, and the padding (bias -inf) has probability exactly 0. Rows are processed a
+    block of ``rows`` at a time in reused buffers (see ``_CPU_CHUNK_ELEMENTS``).
+    """
+
+    def __init__(
+        self,
+        w: torch.Tensor,
+        b: torch.Tensor,
+        n: int,
+        temperature: float,
+        return_log_prob: bool,
+        chunk_elements: int,
+    ) -> None:
+        device, dtype = w.device, w.dtype
+        vocab = w.shape[0]
+        self.w, self.b, self.temperature = w, b, temperature
+        self.greedy = temperature == 0.0
+        self.return_log_prob = return_log_prob
+        self.width = math.isqrt(vocab - 1) + 1
+        self.blocks = -(-vocab // self.width)
+        padded = self.blocks * self.width
+        # [W | b] acting on [h | 1]: the bias rides in the product instead of a broadcast copy
+        # per block (a third of the product's cost); the padding rows are (0, ..., 0, -inf).
+        self.w1_pad = torch.zeros((padded, w.shape[1] + 1), dtype=dtype, device=device)
+        self.w1_pad[:vocab] = augmented(w, b)
+        self.w1_pad[vocab:, -1] = -math.inf
+        # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
+        # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
+        bound = float((w.abs().sum(dim=1) + b.abs()).max())
+        log_max = math.log(torch.finfo(dtype).max) - _EXP_HEADROOM
+        self.shift = self.greedy or bound / temperature + math.log(padded) > log_max
+        shift1 = bound + math.log(padded) > log_max
+        self.rows = max(1, min(n, chunk_elements // padded))
+        self.buf = torch.empty((self.rows, padded), dtype=dtype, device=device)
+        self.need_lse1 = return_log_prob and not self.greedy and temperature != 1.0
+        self.scratch = torch.empty_like(self.buf) if self.need_lse1 and not shift1 else None
+
+    def position(
+        self,
+        h: torch.Tensor,
+        u: torch.Tensor | None,
+        out: torch.Tensor,
+        lp: torch.Tensor,
+        lp_t: torch.Tensor,
+    ) -> None:
+        """Draw one symbol per row of hidden states ``h`` [n, H] into ``out`` [n], with the
+        uniforms ``u`` (None when greedy); add log Q and log Q_T of the draws to ``lp``,
+        ``lp_t`` when log-probabilities were asked for."""
+        w, b, rows = self.w, self.b, self.rows
+        h1 = with_ones(h)
+        for s in range(0, h.shape[0], rows):
+            hs = h[s : s + rows]
+            z = torch.mm(h1[s : s + rows], self.w1_pad.t(), out=self.buf[: hs.shape[0]])
+            if self.greedy:
+                idx = z.argmax(dim=1)
+                if self.return_log_prob:
+                    lp[s : s + rows] += (
+                        _chosen_logit(hs, w, b, idx) - torch.logsumexp(z, dim=1)
+                    ).double()
+            else:
+                assert u is not None
+                idx, lse1, lse_t = _draw(
+                    z,
+                    u[s : s + rows],
+                    self.temperature,
+                    self.blocks,
+                    self.width,
+                    shift=self.shift,
+                    need_lse1=self.need_lse1,
+                    scratch=None if self.scratch is None else self.scratch[: hs.shape[0]],
+                )
+                if self.return_log_prob:
+                    logit = _chosen_logit(hs, w, b, idx).double()
+                    lp_t[s : s + rows] += logit / self.temperature - lse_t
+                    lp[s : s + rows] += logit - (lse_t if lse1 is None else lse1)
+            out[s : s + rows] = idx
 
 
 def _chosen_logit(
