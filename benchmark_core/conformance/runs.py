@@ -228,8 +228,10 @@ def check_metric_values(entry: Entry, bench: Workbench, kind: str) -> None:
 def check_metric_requirements(entry: Entry, bench: Workbench, kind: str) -> None:
     """With only its declared capabilities visible, the metric runs and returns the same names."""
     key = ("names", entry.name, kind)
-    full = (bench.memo.get(key) or _metric_names(entry, bench, kind, restrict=False))[0]
+    # Restricted first: a call to an undeclared capability is reported as such, not as the
+    # error it may cause on a partner that lacks the capability.
     restricted = _metric_names(entry, bench, kind, restrict=True)[0]
+    full = (bench.memo.get(key) or _metric_names(entry, bench, kind, restrict=False))[0]
     if full != restricted:
         raise fail(
             entry,
