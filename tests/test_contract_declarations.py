@@ -105,6 +105,19 @@ def test_a_vector_task_without_dim_fails_conformance_with_a_clear_message():
     assert "dim is 2 but the rows of train have 3 coordinates" in message
 
 
+class StaleTestLogProbs(ThirdPartyVectorTask):
+    name = "stale_test_log_prob"
+    description = "3-D diagonal Gaussian whose cached test log-densities are off by one"
+
+    def test_log_prob(self) -> torch.Tensor:
+        return self.log_prob(self.test) + 1.0
+
+
+def test_cached_test_log_probs_must_equal_log_prob():
+    message = failure(results_of(StaleTestLogProbs), "task:stale_test_log_prob:capabilities")
+    assert "provides 'log_prob': test_log_prob() differs from log_prob (by 1)" in message
+
+
 def _vector_models() -> list[Entry]:
     models = registry_with().of_kind("model")
     return [e for _, e in sorted(models.items()) if "vector" in e.cls.kinds]

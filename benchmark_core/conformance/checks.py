@@ -15,6 +15,7 @@ from benchmark_core.conformance.interfaces import (
     check_moments,
     check_objective_provides,
     check_task_shape,
+    check_test_log_prob,
     check_token_log_probs,
     check_vmap,
 )
@@ -263,6 +264,8 @@ def check_task_capabilities(entry: Entry, bench: Workbench) -> None:
     task = bench.task(entry)
     provides = entry.cls.provides
     _check_log_prob(entry, task, provides)
+    if "log_prob" in provides:
+        check_test_log_prob(entry, task)
     if "sample" in provides:
         torch.manual_seed(0)
         _check_rows(entry, "provides 'sample'", task.sample(64), task, "sample(64)", 64)

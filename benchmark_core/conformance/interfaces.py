@@ -55,6 +55,17 @@ def check_task_shape(entry: Entry, bench: Workbench) -> None:
         raise fail(entry, decl, f"length is {task.length} but the train sequences have {width}")
 
 
+def check_test_log_prob(entry: Entry, task: Task) -> None:
+    """``test_log_prob()`` gives one value per test row, equal to ``log_prob`` of the row."""
+    decl = "provides 'log_prob'"
+    lp = task.test_log_prob()
+    n = len(task.test)
+    if not isinstance(lp, torch.Tensor) or tuple(lp.shape) != (n,):
+        shape = tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
+        raise fail(entry, decl, f"test_log_prob() has shape {shape}, not ({n},)")
+    _agree(entry, decl, lp[:256], task.log_prob(task.test[:256]), "test_log_prob()", "log_prob")
+
+
 def check_token_log_probs(entry: Entry, task: Task) -> None:
     """Per-token log-probabilities of a task that provides ``token_log_prob``: ``[n, length]``,
     finite, ≤ 0, summing over positions to ``log_prob``."""
