@@ -14,6 +14,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 _CONTRACT = (
+    "Autoregressive",
+    "AutoregressiveModel",
     "Budget",
     "CAPABILITIES",
     "Component",
@@ -27,6 +29,7 @@ _CONTRACT = (
     "Param",
     "PluginError",
     "ResultsError",
+    "SampleOutput",
     "Task",
     "UsageError",
     "hookimpl",

@@ -233,11 +233,20 @@ class Workbench:
             raise NotApplicable(f"no installed model can be built for task {task.name}")
         return models[0]
 
-    def objective_for(self, task: Entry, model: Entry) -> Entry | None:
-        """Any objective that can train (task, model), for metrics that read the context."""
+    def objective_for(
+        self, task: Entry, model: Entry, needs: frozenset[str] = frozenset()
+    ) -> Entry | None:
+        """Any objective that can train (task, model) and provides ``needs``, for metrics
+        that read the context (None when none is needed and none is installed)."""
         for _, entry in sorted(self.registry.of_kind("objective").items()):
-            if incompatibility(entry.cls, task.cls, model.cls) is None:
+            if needs <= entry.cls.provides and (
+                incompatibility(entry.cls, task.cls, model.cls) is None
+            ):
                 return entry
+        if needs:
+            raise NotApplicable(
+                f"no installed objective provides {sorted(needs)} on ({task.name}, {model.name})"
+            )
         return None
 
 

@@ -4,8 +4,22 @@ Everything a plugin needs is importable from here (or from ``benchmark_core``); 
 imports nothing else of gbench.
 """
 
+from benchmark_core.contract.autoregressive import (
+    AUTOREGRESSIVE_METHODS,
+    Autoregressive,
+    AutoregressiveModel,
+    SampleOutput,
+    categorical,
+)
 from benchmark_core.contract.budgets import Budget
-from benchmark_core.contract.component import CAPABILITIES, KINDS, Component
+from benchmark_core.contract.component import (
+    CAPABILITIES,
+    KINDS,
+    MODEL_CAPABILITIES,
+    OBJECTIVE_CAPABILITIES,
+    TASK_CAPABILITIES,
+    Component,
+)
 from benchmark_core.contract.errors import GbenchError, PluginError, ResultsError, UsageError
 from benchmark_core.contract.hookspecs import hookimpl
 from benchmark_core.contract.metric import Estimate, EvalContext, Metric
@@ -17,8 +31,14 @@ from benchmark_core.contract.stack import ModelStack, per_replica
 from benchmark_core.contract.task import Task
 
 __all__ = [
+    "AUTOREGRESSIVE_METHODS",
     "CAPABILITIES",
     "KINDS",
+    "MODEL_CAPABILITIES",
+    "OBJECTIVE_CAPABILITIES",
+    "TASK_CAPABILITIES",
+    "Autoregressive",
+    "AutoregressiveModel",
     "Budget",
     "Component",
     "Estimate",
@@ -32,8 +52,10 @@ __all__ = [
     "PluginError",
     "Requirements",
     "ResultsError",
+    "SampleOutput",
     "Task",
     "UsageError",
+    "categorical",
     "hookimpl",
     "incompatibility",
     "model_incompatibility",

@@ -36,11 +36,15 @@ class Objective(Needs):
         When replicas train together, each of these attributes holds a tensor of shape [R]
         (one value per replica, on the model's device) from before `setup` on; on a lone
         cell it is the plain value. `per_replica` shapes it to broadcast.
+    provides : frozenset[str]
+        What metrics may read from it (their ``objective_requires``): ``"feed_eps"`` when it
+        feeds the model's own symbols with a keep-probability ε (`feed_eps`).
     """
 
     budgets: ClassVar[dict[str, Any]] = {}
     replica_kinds: ClassVar[frozenset[str]] = frozenset()
     replica_params: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step.
@@ -59,6 +63,11 @@ class Objective(Needs):
         divergence every few steps.
         """
         raise NotImplementedError
+
+    def feed_eps(self) -> float:
+        """The probability ε of feeding the true symbol at the latest step; only for
+        objectives that provide ``feed_eps``."""
+        raise NotImplementedError(f"objective {self.name} feeds no symbols of its own")
 
     @staticmethod
     def adam(

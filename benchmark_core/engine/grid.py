@@ -97,11 +97,13 @@ def build_grid(
     for task in task_confs:
         for model in _models_for(task, model_confs, registry):
             reason_model = model_incompatibility(model.cls, task.cls)
-            usable, skipped = [], []
-            for metric in metric_confs:
-                why = reason_model or incompatibility(metric.cls, task.cls, model.cls)
-                (skipped if why else usable).append(why or metric)
             for objective in objective_confs:
+                usable, skipped = [], []
+                for metric in metric_confs:
+                    why = reason_model or incompatibility(
+                        metric.cls, task.cls, model.cls, objective.cls
+                    )
+                    (skipped if why else usable).append(why or metric)
                 size = budget_for(budget, task.cls, objective.cls)
                 reason = reason_model or incompatibility(objective.cls, task.cls, model.cls)
                 for seed in seeds:

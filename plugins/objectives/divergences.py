@@ -86,8 +86,7 @@ class ReverseKL(_FromDensities):
         if self.task.kind == "sequence":
             # REINFORCE on as many samples as the batch holds; the cost is log Q − log P.
             x = self.model.sample(batch.shape[0])
-            token_p = getattr(self.task, "token_log_probs", None)
-            if token_p is None:
+            if "token_log_prob" not in self.task.provides:
                 log_q = self.model.log_prob(x)
                 cost = log_q.detach() - self.task.log_prob(x)
                 return surrogate(cost, log_q), cost.mean()
@@ -95,7 +94,7 @@ class ReverseKL(_FromDensities):
             # earlier terms do not depend on x_t's choice), which is unbiased (causality)
             # and far less noisy on long sequences.
             tok_q = self.model.token_log_probs(x)
-            tok_cost = tok_q.detach() - token_p(x)
+            tok_cost = tok_q.detach() - self.task.token_log_probs(x)
             to_go = tok_cost.flip(1).cumsum(1).flip(1)
             n = to_go.shape[0]
             base = (to_go.sum(0, keepdim=True) - to_go) / max(n - 1, 1)
