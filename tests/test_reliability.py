@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.objectives.ml import MaximumLikelihood
+from helpers import grid, registry_with
 
 from benchmark_core.contract import Metric
 from benchmark_core.engine.runner import run_cell
