@@ -18,6 +18,22 @@ from benchmark_core.registry import reset_registry
 pytest_plugins = ["benchmark_core.conformance.pytest_plugin"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """Run torch on one intra-op thread, as gbench runs every built-in task's cells.
+
+    (``Task.max_threads`` = 1.) On a shared 2-core machine a second thread turned small
+    workloads 10-100x slower (thread hand-offs under load: one text-task test took 9 s on one
+    thread and 104 s on two). Cells that tests start in other processes cap their own threads.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the tests marked ``gpu`` where torch sees no CUDA device."""
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
