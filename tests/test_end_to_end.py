@@ -8,7 +8,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import run_gbench
+from helpers import run_gbench
 from plugin_helpers import TOY_OBJECTIVE
 
 from benchmark_core.results.store import read_results

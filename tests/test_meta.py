@@ -9,10 +9,10 @@ import re
 
 import pytest
 import torch
-from conftest import REPO, registry_with
 from gbench_plugins.models.gaussian import FullGaussian, IsotropicGaussian
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.gaussian import GaussianTask
+from helpers import REPO, registry_with
 
 from benchmark_core.conformance import suite as conformance
 from benchmark_core.contract import Estimate, Metric, Model, Objective, Task, hookspecs

@@ -13,8 +13,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
+from helpers import grid, registry_with
 
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.results.store import read_results

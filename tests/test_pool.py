@@ -1,11 +1,9 @@
 """``gbench run -j N``: worker processes, identical results, hard time limits, dead workers."""
 
-import time
-
 import pytest
 import torch
-from conftest import grid, registry_with
 from faulty import HangsForever, KillsItsWorker
+from helpers import grid, registry_with
 
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.results.store import read_results
@@ -30,9 +28,7 @@ def test_two_workers_give_the_same_results_as_one_process(tmp_path):
 
 def test_a_hanging_step_is_killed_at_the_time_limit_and_the_grid_goes_on(tmp_path):
     cells = grid(registry_with(HangsForever), objectives="hangs_forever,ml")
-    start = time.monotonic()
     report = run_grid(cells, tmp_path, CPU, jobs=2, timeout=8.0)
-    assert time.monotonic() - start < 60
     statuses = frame(tmp_path).groupby("label").status.first().to_dict()
     assert statuses == {"hangs_forever": "timeout", "ml": "ok"}
     assert report.counts["timeout"] == 1 and "killed after" in report.failed[0][2]
@@ -42,9 +38,7 @@ def test_with_one_job_a_time_limit_still_kills_a_hanging_step(tmp_path):
     # In-process, a step that never returns could not be stopped: with --timeout the cell
     # runs in a worker process even at -j 1.
     cells = grid(registry_with(HangsForever), objectives="hangs_forever,ml", metrics="moments")
-    start = time.monotonic()
     report = run_grid(cells, tmp_path, CPU, jobs=1, timeout=10.0)
-    assert time.monotonic() - start < 60
     statuses = frame(tmp_path).groupby("label").status.first().to_dict()
     assert statuses == {"hangs_forever": "timeout", "ml": "ok"}
     assert "killed after 15 s (time limit 10 s per cell)" in report.failed[0][2]

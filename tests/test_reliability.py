@@ -8,10 +8,11 @@ import sys
 
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.objectives.ml import MaximumLikelihood
+from helpers import grid, registry_with
 
 from benchmark_core.contract import Metric
+from benchmark_core.engine.executors import run_grid
 from benchmark_core.engine.runner import run_cell
 from benchmark_core.results.cell_claims import claim, release
 from benchmark_core.results.store import read_results
@@ -41,6 +42,18 @@ class RaiseInSetup(MaximumLikelihood):
         raise RuntimeError("no optimiser for you")
 
 
+class CtrlCInStep(MaximumLikelihood):
+    """Ctrl-C arrives at step 60 while ``armed``; disarmed, a plain ml cell."""
+
+    name = "ctrl_c_in_step"
+    armed = True
+
+    def step(self, batch, step):
+        if step == 60 and CtrlCInStep.armed:
+            raise KeyboardInterrupt
+        return super().step(batch, step)
+
+
 class NaNMetric(Metric):
     name = "nan_metric"
 
@@ -61,6 +74,30 @@ def test_metric_returning_nan_is_recorded_with_a_message():
     nan_rows = [r for r in out.rows if r["metric"] == "nan_metric"]
     assert nan_rows and all(r["error"] == "nan_metric returned NaN" for r in nan_rows)
     assert all(r["error"] is None for r in out.rows if r["metric"] == "nll_test")
+
+
+def test_ctrl_c_during_a_cell_keeps_it_as_interrupted_stops_the_grid_and_a_rerun_resumes(
+    tmp_path, monkeypatch
+):
+    # In-process twin of test_end_to_end.py's SIGINT/SIGTERM test (marked slow): the same
+    # engine path, without starting processes or sending signals.
+    cells = grid(registry_with(CtrlCInStep), objectives="ml,ctrl_c_in_step,reverse_kl")
+    assert [c.objective.name for c in cells] == ["ml", "ctrl_c_in_step", "reverse_kl"]
+    report = run_grid(cells, tmp_path, CPU)
+    assert report.interrupted
+    assert dict(report.counts) == {"ok": 1, "interrupted": 1}  # reverse_kl never started
+    frame = read_results([tmp_path], strict=True).frame
+    statuses = frame.groupby("objective").status.agg(set).to_dict()
+    assert statuses == {"ml": {"ok"}, "ctrl_c_in_step": {"interrupted"}}
+    assert frame.query("objective == 'ctrl_c_in_step'").step.max() == 50  # rows before step 60
+    assert not list(tmp_path.glob(".*.claim"))
+
+    monkeypatch.setattr(CtrlCInStep, "armed", False)
+    again = run_grid(cells, tmp_path, CPU)
+    assert not again.interrupted
+    assert dict(again.counts) == {"done earlier": 1, "ok": 2}
+    frame = read_results([tmp_path], strict=True).frame
+    assert frame.groupby("cell_id").status.agg(set).tolist() == [{"ok"}] * 3
 
 
 def test_claims_are_exclusive_and_stale_claims_of_dead_processes_are_taken_over(tmp_path):

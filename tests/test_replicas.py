@@ -8,12 +8,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.models.gaussian import FullGaussian
 from gbench_plugins.objectives.adversarial import AdversarialJSPi
 from gbench_plugins.objectives.divergences import ExactJSPi
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.gaussian import GaussianTask
+from helpers import grid, registry_with
 
 from benchmark_core import Model, ModelStack, per_replica
 from benchmark_core.engine.executors import run_grid

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import grid, registry_with
+from helpers import grid, registry_with
 
 from benchmark_core.contract.errors import ResultsError
 from benchmark_core.engine.runner import run_cell

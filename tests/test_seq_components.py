@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import registry_with
 from gbench_plugins.common.pairs import dirichlet_table
 from gbench_plugins.models.sequence import LSTMModel, TabularModel
 from gbench_plugins.tasks.pairs import PairsTask
+from helpers import registry_with
 
 from benchmark_core.contract import Task
 from benchmark_core.contract.errors import UsageError
@@ -130,7 +130,7 @@ def test_schedules_follow_bengio_et_al():
 
 
 def test_misuse_is_refused_or_skipped_before_anything_runs():
-    from conftest import grid
+    from helpers import grid
 
     reg = registry_with()
     with pytest.raises(UsageError, match="exponential schedule needs k < 1"):

@@ -8,7 +8,7 @@ TV 0.009 at ε = 0.5, ml KL 0.002; lstm mi_q 1.5e-4, TV 0.012, ml KL 0.0008.
 
 import pytest
 import torch
-from conftest import grid, registry_with
+from helpers import grid, registry_with
 
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.results.store import read_results

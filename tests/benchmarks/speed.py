@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from conftest import grid
+from helpers import grid
 
 from benchmark_core.contract import Model, Objective, Task
 from benchmark_core.engine.executors import run_grid

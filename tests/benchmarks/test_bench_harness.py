@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import registry_with
+from helpers import registry_with
 from speed import Noop, batches, build, cells, grid_seconds, trivial_cells
 
 from benchmark_core.engine.loop import build as build_work
