@@ -9,7 +9,7 @@ takes the dead one's place and the grid goes on.
 
 Workers die with the process that started them, however it ends (``prctl(PR_SET_PDEATHSIG)``
 on Linux; elsewhere a thread that sees the parent's end of a pipe close), so a SIGKILLed
-``gbench run`` leaves nothing computing. They start with Ctrl-C blocked: the parent alone
+``gbench run`` leaves nothing computing. They start with Ctrl-C ignored: the parent alone
 handles it, and records the cells in flight.
 """
 
@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -81,17 +82,21 @@ def _worker_main(
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block Ctrl-C while a worker is spawned: the child inherits the mask, so a Ctrl-C while it
-    imports torch cannot print a traceback there; here it is only delayed until the unblock."""
-    if threading.current_thread() is not threading.main_thread():
+def _sigint_ignored_by_child() -> Iterator[None]:
+    """Spawn a worker with Ctrl-C ignored: an ignored signal stays ignored across exec, so a
+    Ctrl-C while it imports torch cannot print a traceback there. Here it is blocked, not lost:
+    Linux keeps a blocked signal pending even while ignored, and delivers it after."""
+    if threading.current_thread() is not threading.main_thread() or os.name != "posix":
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    resource_tracker.ensure_running()  # it unblocks Ctrl-C when it starts: start it before
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 class _Worker:
@@ -100,7 +105,7 @@ class _Worker:
         lifeline, self.lifeline = ctx.Pipe(duplex=False)
         args = (child, device, threads, os.getpid(), lifeline)
         self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
-        with _sigint_blocked():
+        with _sigint_ignored_by_child():
             self.proc.start()
         child.close()
         lifeline.close()
