@@ -75,6 +75,25 @@ def test_sigint_or_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_
     assert not list(out.glob(".*.claim"))  # the cell in flight gave its claim back
 
 
+def test_when_one_of_two_concurrent_runs_is_killed_the_other_finishes_every_cell(tmp_path):
+    out = tmp_path / "shared"
+    exe = [sys.executable, "-m", "benchmark_core.cli.main", *GRID, "--out", str(out)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    victim = subprocess.Popen(exe, **pipes)
+    survivor = subprocess.Popen(exe, **pipes)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.parquet"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.kill()  # mid-cell: it holds a claim it will never give back
+    victim.wait()
+    stdout, stderr = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, stdout + stderr
+    res = read_results([out], strict=True)
+    per_cell = res.frame.groupby("cell_id").status.first()
+    assert len(per_cell) == N_CELLS and (per_cell == "ok").all()
+    assert not list(out.glob(".*.claim"))
+
+
 def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):
     pkg = tmp_path / "gbench-toy"
     pkg.mkdir()

@@ -264,3 +264,20 @@ def test_deterministic_flag_turns_on_deterministic_kernels(gbench, tmp_path):
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_a_full_disk_is_an_error_message_and_exit_1_not_a_traceback(tmp_path, monkeypatch, gbench):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    res = gbench(*GRID, "--metrics", "nll_test", "--out", str(tmp_path / "r"))
+    assert res.code == 1, res.err
+    assert "Error: could not write to the results folder" in res.err
+    assert "the disk is full (No space left on device)" in res.err
+    assert "Traceback" not in res.err
+    assert not list((tmp_path / "r").glob(".*"))  # no claim and no temporary file left

@@ -156,8 +156,8 @@ class _Grid:
                 elsewhere.append(cell)
             elif not self.force and is_done(cell, self.out_dir)[0]:
                 release(held)  # another process finished it since the plan was made
-                self.report.counts["done elsewhere"] += 1
-                self.ui.cell_finished(cell, "done elsewhere", None)
+                self.report.counts["done earlier"] += 1
+                self.ui.cell_finished(cell, "done earlier", None)
             else:
                 claimed.append((cell, held))
         return claimed, elsewhere
