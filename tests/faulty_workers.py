@@ -7,6 +7,9 @@ import os
 import sys
 import time
 import types
+from pathlib import Path
+
+from faulty import HangsForever
 
 #: Runs a small grid of hanging cells on two workers and prints the workers' pids: the test
 #: then SIGKILLs this process and checks that its workers die with it.
@@ -14,7 +17,7 @@ HANGING_GRID = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
-from faulty import HangsForever
+from faulty_workers import HangsAndSays as HangsForever
 from benchmark_core.engine import pool
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.engine.grid import build_grid
@@ -30,13 +33,20 @@ cells = build_grid(
 )
 real_give = pool._Worker.give
 
-def give(self, item, timeout):
-    real_give(self, item, timeout)
-    print(self.proc.pid, flush=True)
-
-pool._Worker.give = give
 run_grid(cells, __import__("pathlib").Path(sys.argv[2]), torch.device("cpu"), jobs=2)
 """
+
+
+class HangsAndSays(HangsForever):
+    """A step that never returns, after writing ``<GBENCH_TEST_HANG_DIR>/<pid>``: the test
+    knows which worker is stuck in it."""
+
+    name = "hangs_forever"
+
+    def step(self, batch, step):
+        if step == 3:
+            (Path(os.environ["GBENCH_TEST_HANG_DIR"]) / str(os.getpid())).touch()
+        return super().step(batch, step)
 
 
 def dies_at_start_up(*args: object) -> None:

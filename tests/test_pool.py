@@ -93,9 +93,15 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 def test_workers_die_with_a_sigkilled_parent(tmp_path):
     tests = str(Path(__file__).parent)
     script = [sys.executable, "-c", faulty_workers.HANGING_GRID, tests, str(tmp_path / "r")]
-    parent = subprocess.Popen(script, stdout=subprocess.PIPE, text=True)
-    workers = [int(parent.stdout.readline()) for _ in range(2)]  # each busy with a hung cell
-    assert not any(gone(p) for p in workers)
+    hung = tmp_path / "hung"
+    hung.mkdir()
+    env = {**os.environ, "GBENCH_TEST_HANG_DIR": str(hung)}
+    parent = subprocess.Popen(script, env=env, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while len(list(hung.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.name) for p in hung.iterdir()]  # each stuck in a step that never returns
+    assert len(workers) == 2 and not any(gone(p) for p in workers)
     parent.kill()
     parent.wait()
     assert wait_gone(workers) == []

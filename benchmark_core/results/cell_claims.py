@@ -33,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 try:
@@ -139,7 +140,7 @@ def _read_owner(fd: int) -> dict[str, Any]:
         return {}
     try:
         owner = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         words = raw.split()  # the format before JSON: "host pid"
         if len(words) == 2 and words[1].isdigit():
             return {"host": words[0], "pid": int(words[1])}
@@ -167,13 +168,15 @@ def _pid_gone(pid: Any) -> bool:
 
 def _is_stale(path: Path, fd: int, lock: bool | None) -> bool:
     """Whether the claim open at ``fd`` (whose lock this process just tried) is abandoned."""
+    stat = os.fstat(fd)
+    if not S_ISREG(stat.st_mode):
+        return True  # not a claim gbench made (a folder, a FIFO): nothing holds it
     owner = _read_owner(fd)
     if lock and owner.get("locked") and _same_machine(owner):
         return True  # its claimant held this lock until the moment it died
     here = _same_machine(owner) and owner.get("host") == _HOST  # and the same pid namespace
     if not owner.get("locked") and here and _pid_gone(owner.get("pid")):
         return True  # a claim that could not be locked, or one from before locks
-    stat = os.fstat(fd)
     if time.time() - stat.st_mtime > OLD_S:
         return True
     seen = _SEEN.get(path)
@@ -187,9 +190,11 @@ def _is_stale(path: Path, fd: int, lock: bool | None) -> bool:
 def _take_over_if_stale(path: Path) -> bool:
     """Remove the claim at ``path`` if its claimant is gone; True when the path is free now."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang
     except FileNotFoundError:
         return True
+    except OSError:
+        return False
     try:
         lock = _lock(fd)
         if lock is False:
@@ -201,7 +206,10 @@ def _take_over_if_stale(path: Path) -> bool:
             return True
         if not _is_stale(path, fd, lock):
             return False
-        path.unlink(missing_ok=True)  # under the lock: nobody else can judge this file now
+        try:
+            path.unlink(missing_ok=True)  # under the lock: nobody else can judge it now
+        except OSError:
+            return False  # a folder in its place: reported as held, never run over
         _SEEN.pop(path, None)
         return True
     finally:
@@ -267,7 +275,7 @@ def describe_holder(out_dir: Path, cell_id: str) -> str:
     """Who holds a cell's claim, in words (for messages)."""
     path = out_dir / f".{cell_id}.claim"
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return "no claim now"
     try:

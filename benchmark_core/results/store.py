@@ -137,7 +137,7 @@ def _gbench_metadata(path: Path, schema: pa.Schema) -> dict[str, Any]:
             "not a gbench result"
         )
     version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # not True, not 1.0
         raise ResultsError(
             f"{path}: result schema version {_short(version)}, but this gbench reads version "
             f"{SCHEMA_VERSION}; rerun the cell with --force or use a matching gbench"
@@ -205,7 +205,7 @@ def read_file(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame = table.to_pandas()
     except Exception as exc:
         raise _unreadable(path, exc) from exc
-    unknown = set(frame["status"].dropna()) - set(STATUSES)
+    unknown = set(frame["status"].fillna("<none>")) - set(STATUSES)
     if unknown:
         raise ResultsError(
             f"{path}: status {_short(sorted(map(str, unknown)))} is not one of "
