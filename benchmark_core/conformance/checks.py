@@ -334,11 +334,7 @@ def _check_vmap(entry: Entry, task: Task, *models: Model) -> None:
     stack = ReplicaStack(models)
     x = task.test[:16]
     try:
-        stacked = (
-            stack.log_prob(torch.stack([x, x]))
-            if "log_prob" in entry.cls.provides
-            else None
-        )
+        stacked = stack.log_prob(torch.stack([x, x])) if "log_prob" in entry.cls.provides else None
         drawn = stack.sample(8) if "sample" in entry.cls.provides else None
     except Exception as exc:  # vmap refuses many in-place and data-dependent operations
         raise fail(entry, decl, f"a method failed under torch.func.vmap: {exc}") from None
