@@ -15,7 +15,8 @@ each declaration into a check that runs in a second on the CPU:
 - ``density[KIND]``: log_prob agrees with the samples (see :mod:`.conformance_density`);
 - ``smoke_cell[KIND]``: the objective trains a compatible (task, model) pair for a few steps
   through the real runner on the CPU;
-- ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack;
+- ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack
+  through the objective's one ``step``, which must return one loss per replica;
 - ``requirements[KIND]``: run against proxies that expose only the declared capabilities,
   the objective or metric never calls an undeclared one;
 - ``values[KIND]``: a metric returns finite-or-NaN values under stable names, each with a

@@ -32,9 +32,9 @@ class Objective(Needs):
         model must provide ``vmap``). The objective still writes `setup` and `step` once:
         see `ModelStack` for what it then receives.
     replica_params : frozenset[str]
-        Parameters that may differ between replicas trained together (seeds always may).
-        When replicas train together, each of these attributes holds a tensor of shape [R]
-        (one value per replica, on the model's device) from before `setup` on; on a lone
+        Numeric parameters that may differ between replicas trained together (seeds always
+        may). When replicas train together, each of these attributes holds a tensor of shape
+        [R] (one value per replica, on the model's device) from before `setup` on; on a lone
         cell it is the plain value. `per_replica` shapes it to broadcast.
     provides : frozenset[str]
         What metrics may read from it (their ``objective_requires``): ``"feed_eps"`` when it
