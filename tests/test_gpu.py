@@ -11,8 +11,7 @@ import torch
 from helpers import grid, registry_with, run_gbench
 
 from benchmark_core.contract.errors import UsageError
-from benchmark_core.engine.replicas import run_replicas
-from benchmark_core.engine.runner import resolve_device
+from benchmark_core.engine.runner import resolve_device, run_work
 from benchmark_core.results.store import read_results
 
 pytestmark = pytest.mark.gpu
@@ -50,8 +49,8 @@ def test_replicas_on_cuda_equal_the_same_replicas_on_cpu():
     # numbers while training, so only float rounding may differ between the devices. The
     # metrics are exact ones (nll_test on the test set, moments from the parameters).
     cells = grid(registry_with(), models="gaussian", metrics="nll_test,moments", seeds="3")
-    on_cpu = run_replicas(cells, torch.device("cpu"))
-    on_cuda = run_replicas(cells, torch.device("cuda"))
+    on_cpu = run_work(cells, torch.device("cpu"))
+    on_cuda = run_work(cells, torch.device("cuda"))
     for cpu, cuda in zip(on_cpu, on_cuda, strict=True):
         assert cpu.status == cuda.status == "ok"
         a, b = (pd.DataFrame(o.rows).sort_values(["step", "metric"]) for o in (cpu, cuda))
