@@ -22,6 +22,7 @@ from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.pool import Claimed, run_pool
 from benchmark_core.engine.replicas import group_replicas
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work
+from benchmark_core.results import checkpoints
 from benchmark_core.results.cell_claims import claim, release
 from benchmark_core.results.store import cell_state, check_file, result_files, write_cell
 
@@ -159,6 +160,8 @@ def run_grid(
             meta = {"directions": outcome.directions, "budget": cell.budget.as_dict()}
             if outcome.replicas:
                 meta["replicas"] = outcome.replicas
+            if outcome.checkpoint is not None:  # the state first: a result never names a lost one
+                meta["checkpoint"] = checkpoints.write(out_dir, cell.cell_id, outcome.checkpoint)
             write_cell(out_dir, cell.cell_id, outcome.rows, meta)
         finally:
             release(held)

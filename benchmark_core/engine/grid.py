@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from benchmark_core.contract import incompatibility, model_incompatibility
@@ -25,6 +25,12 @@ class Cell:
     budget: Budget
     skip_reason: str | None = None
     metric_skips: tuple[str, ...] = ()
+    #: The cell whose final model this one starts from (a warm start), or None.
+    init: Cell | None = None
+    #: Which model states to keep: ``none``, ``final`` or ``all`` (every evaluation step).
+    checkpoints: str = field(default="none", compare=False)
+    #: A warm start's source checkpoint (its file name, its bytes), attached just before it runs.
+    init_state: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def cell_id(self) -> str:
@@ -43,17 +49,22 @@ class Cell:
             )
         }
         key.update(seed=self.seed, budget=self.budget.name)
+        if self.init is not None:
+            key["init"] = self.init.cell_id
         blob = json.dumps(key, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     @property
     def params(self) -> dict[str, dict]:
         """All parameters of the cell, by role."""
-        return {
+        params: dict[str, dict] = {
             "task": self.task.params,
             "model": self.model.params,
             "objective": self.objective.params,
         }
+        if self.init is not None:
+            params["init"] = {"cell_id": self.init.cell_id, "objective": self.init.objective.label}
+        return params
 
     def describe(self) -> str:
         """One line naming the cell."""
@@ -117,4 +128,6 @@ def build_grid(
                             tuple(skipped),
                         )
                     )
-    return cells
+    from benchmark_core.engine.warm import resolve_warm_starts  # warm imports Cell from here
+
+    return resolve_warm_starts(cells, registry)

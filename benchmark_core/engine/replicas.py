@@ -44,6 +44,7 @@ from benchmark_core.engine.runner import (
     seed_everything,
     task_threads,
 )
+from benchmark_core.engine.warm import start_from_source
 
 
 class _Method(nn.Module):
@@ -222,6 +223,7 @@ def _train(
     for cell in cells:  # each replica starts where its cell alone would
         seed_everything(cell.seed)
         models.append(cell.model.cls(task, **cell.model.params).to(device))
+        start_from_source(cell, models[-1])
     seed_everything(first.seed)
     objective = first.objective.cls(**first.objective.params)
     stack = ReplicaStack(models).to(device)

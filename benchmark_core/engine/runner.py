@@ -21,6 +21,7 @@ from benchmark_core.contract import Estimate, EvalContext, Metric, Model, Object
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.selection import Configured
+from benchmark_core.engine.warm import keep_state, packed, start_from_source
 
 ProgressFn = Callable[[int, int], None]
 
@@ -44,6 +45,8 @@ class Outcome:
     directions: dict[str, str] = field(default_factory=dict)
     #: The cell ids trained together as replicas (empty when the cell ran alone).
     replicas: list[str] = field(default_factory=list)
+    #: The kept model states as checkpoint bytes (None when the cell keeps none or failed).
+    checkpoint: bytes | None = None
 
 
 def resolve_device(spec: str, *, here: bool = True) -> torch.device:
@@ -164,6 +167,7 @@ class _CellRun:
         self.base = _base_row(cell, device, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         self.rows: list[dict[str, Any]] = []
         self.directions: dict[str, str] = {"train_loss": "min"}
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}  # model states by step
 
     def check_time(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -196,6 +200,7 @@ class _CellRun:
         objective: Objective,
         metrics: list[tuple[Configured, Metric]],
     ) -> None:
+        keep_state(self.cell, step, model, self.kept)
         ctx = EvalContext(self.cell.budget, self.device, step, objective)
         owners: dict[str, str] = {}
         devices = [self.device] if self.device.type == "cuda" else []
@@ -227,6 +232,7 @@ class _CellRun:
         seed_everything(cell.seed)
         task = task_cache.get(cell.task, device)
         model = cell.model.cls(task, **cell.model.params).to(device)
+        start_from_source(cell, model)
         objective = cell.objective.cls(**cell.objective.params)
         objective.setup(model, task, budget)
         metrics = [(m, m.cls(**m.params)) for m in cell.metrics]
@@ -268,7 +274,8 @@ class _CellRun:
         for row in rows:
             # A row's own note (a metric that returned NaN) is kept; the cell's error wins.
             row.update(status=status, error=error or row.get("error"), wall_time_s=wall)
-        return Outcome(status, rows, error, wall, self.directions)
+        checkpoint = packed(self.cell, self.kept, status)
+        return Outcome(status, rows, error, wall, self.directions, checkpoint=checkpoint)
 
 
 @contextlib.contextmanager
