@@ -85,7 +85,9 @@ def test_a_list_of_sources_sweeps_and_chains_resolve_sources_first(registry):
 )
 def test_a_bad_source_is_a_usage_error_before_anything_runs(gbench, tmp_path, objectives, message):
     out = tmp_path / "res"
-    got = gbench("run", "--objectives", objectives, "--tasks", "gaussian", *SMOKE, "--out", str(out))
+    got = gbench(
+        "run", "--objectives", objectives, "--tasks", "gaussian", *SMOKE, "--out", str(out)
+    )
     assert got.code == 2 and message in got.err, got.err
     assert "Traceback" not in got.err and not out.exists()
 
@@ -150,7 +152,9 @@ def _starts_where_its_source_ended(df, cells_by_label):
     finals = {s: value(df, cid, "nll_test", final) for s, cid in sources.items()}
     assert len(set(finals.values())) == len(finals)  # the seeds' sources differ
     for label in cells_by_label:
-        for row in ok[(ok.label == label) & (ok.metric == "nll_test") & (ok.step == 0)].itertuples():
+        for row in ok[
+            (ok.label == label) & (ok.metric == "nll_test") & (ok.step == 0)
+        ].itertuples():
             assert row.value == finals[row.seed], (label, row.seed)
 
 
