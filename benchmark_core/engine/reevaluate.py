@@ -123,6 +123,16 @@ def compute(job: Job, device: torch.device, cache: TaskCache | None = None) -> C
     Builds the cell exactly as the training loop does, so that each metric object sees the
     same global random state and draws from the same seeded stream at each step.
     """
+    threads, limit = torch.get_num_threads(), job.task.cls.max_threads
+    if limit is not None:  # the task's thread cap, as the training loop applies it
+        torch.set_num_threads(max(1, min(threads, limit)))
+    try:
+        return _compute(job, device, cache)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compute(job: Job, device: torch.device, cache: TaskCache | None) -> Computed:
     stored = checkpoints.read(job.path.parent, job.checkpoint, job.cell_id)
     states, name = stored.states, str(stored.path)
     seed_everything(job.seed)
