@@ -39,6 +39,7 @@ CONFIG_KEYS = (
     "replicas",
     "executor",
     "address",
+    "checkpoints",
 )
 
 console = Console(stderr=False)
@@ -143,6 +144,14 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     help="Most cells that differ only in seed (or π...) to train as one vectorised model; "
     "1 runs every cell alone.",
 )
+@click.option(
+    "--checkpoints",
+    default="none",
+    show_default=True,
+    type=click.Choice(["none", "final", "all"]),
+    help="Model states to keep in OUT/checkpoints: none, the final one, or one per evaluation "
+    "(warm-start sources always keep their final state).",
+)
 @click.option("--force", is_flag=True, help="Rerun cells that already have results.")
 @click.option(
     "--deterministic",
@@ -156,10 +165,12 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: Any) -> None:
     """Train and evaluate every compatible (task, model, objective, seed) cell."""
-    from benchmark_core.engine.executors import plan, run_grid
+    from benchmark_core.engine.executors import plan
     from benchmark_core.engine.grid import build_grid
     from benchmark_core.engine.runner import resolve_device
     from benchmark_core.engine.selection import parse_seeds, parse_selection
+    from benchmark_core.engine.warm import dependency_notes, with_checkpoints
+    from benchmark_core.engine.waves import run_waves
     from benchmark_core.registry import get_registry
 
     if config_path:
@@ -193,6 +204,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
         parse_seeds(options["seeds"]),
         options["budget"],
     )
+    cells = with_checkpoints(cells, str(options["checkpoints"]))
     device = resolve_device(str(options["device"]), here=options["executor"] == "local")
     if options["deterministic"]:
         from benchmark_core.engine.runner import enable_determinism
@@ -206,7 +218,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
     if dry_run:
         actions, problems = plan(cells, out, bool(options["force"]))
         console.print(plan_table(actions))
-        for line in metric_notes(cells):
+        for line in metric_notes(cells) + dependency_notes(cells):
             console.print(line, markup=False, highlight=False)
         for problem in problems:
             click.echo(f"warning: {problem}", err=True)
@@ -215,7 +227,7 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         with RichGridUI(console, len(cells)) as ui:
-            report = run_grid(
+            report = run_waves(
                 cells,
                 out,
                 device,
@@ -321,10 +333,12 @@ def main(argv: list[str] | None = None) -> None:
 # modules. Added here, before the __main__ guard, so that `python -m benchmark_core.cli.main` has
 # them too.
 from benchmark_core.cli.check import add_commands as _add_check_commands  # noqa: E402
+from benchmark_core.cli.evaluate import add_commands as _add_evaluate_commands  # noqa: E402
 from benchmark_core.cli.reports import add_commands as _add_report_commands  # noqa: E402
 
 _add_report_commands(cli)
 _add_check_commands(cli)
+_add_evaluate_commands(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

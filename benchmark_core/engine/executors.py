@@ -24,6 +24,7 @@ from benchmark_core.engine.pool import run_pool
 from benchmark_core.engine.replicas import group_replicas
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work
 from benchmark_core.engine.work import Claimed, Work, deferred_signals, holder_note
+from benchmark_core.results import checkpoints
 from benchmark_core.results.cell_claims import Claim, claim, describe_holder, release, release_all
 from benchmark_core.results.store import (
     DIRECTIONS,
@@ -169,6 +170,10 @@ class _Grid:
                 meta = {"directions": self.directions(outcome), "budget": cell.budget.as_dict()}
                 if outcome.replicas:
                     meta["replicas"] = outcome.replicas
+                if outcome.checkpoint is not None:  # the state first: no result names a lost one
+                    meta["checkpoint"] = checkpoints.write(
+                        self.out_dir, cell.cell_id, outcome.checkpoint
+                    )
                 write_cell(self.out_dir, cell.cell_id, outcome.rows, meta)
             except OSError as exc:
                 raise self.write_failure(exc) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -27,6 +27,12 @@ class Cell:
     budget: Budget
     skip_reason: str | None = None
     metric_skips: tuple[str, ...] = ()
+    #: The cell whose final model this one starts from (a warm start), or None.
+    init: Cell | None = None
+    #: Which model states to keep: ``none``, ``final`` or ``all`` (every evaluation step).
+    checkpoints: str = field(default="none", compare=False)
+    #: A warm start's source checkpoint (its file name, its bytes), attached just before it runs.
+    init_state: tuple[str, bytes] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def cell_id(self) -> str:
@@ -57,17 +63,22 @@ class Cell:
         }
         if files:  # only then: the ids of cells that read no file stay as they were
             key["files"] = files
+        if self.init is not None:
+            key["init"] = self.init.cell_id
         blob = json.dumps(key, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     @property
     def params(self) -> dict[str, dict]:
         """All parameters of the cell, by role."""
-        return {
+        params: dict[str, dict] = {
             "task": self.task.params,
             "model": self.model.params,
             "objective": self.objective.params,
         }
+        if self.init is not None:
+            params["init"] = {"cell_id": self.init.cell_id, "objective": self.init.objective.label}
+        return params
 
     def describe(self) -> str:
         """One line naming the cell."""
@@ -155,4 +166,6 @@ def build_grid(
                             tuple(skipped),
                         )
                     )
-    return cells
+    from benchmark_core.engine.warm import resolve_warm_starts  # warm imports Cell from here
+
+    return resolve_warm_starts(cells, registry)

@@ -27,6 +27,7 @@ from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.record import CellRecord, Outcome, ProgressFn
 from benchmark_core.engine.selection import Configured
 from benchmark_core.engine.stack import ReplicaStack
+from benchmark_core.engine.warm import start_from_source
 
 
 def seed_everything(seed: int) -> None:
@@ -69,6 +70,7 @@ def build(
     for cell in cells:
         seed_everything(cell.seed)
         models.append(cell.model.cls(task, **cell.model.params).to(device))
+        start_from_source(cell, models[-1])  # a warm start: the source's final model
     if len(cells) == 1:
         objective = first.objective.cls(**first.objective.params)
         objective.setup(models[0], task, budget)

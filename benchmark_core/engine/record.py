@@ -17,6 +17,7 @@ from benchmark_core import __version__
 from benchmark_core.contract import Estimate, EvalContext, Metric, Model, Objective, Task
 from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.selection import Configured
+from benchmark_core.engine.warm import keep_state, packed
 
 ProgressFn = Callable[[int, int], None]
 
@@ -39,6 +40,8 @@ class Outcome:
     directions: dict[str, str] = field(default_factory=dict)
     #: The cell ids trained together as replicas (empty when the cell ran alone).
     replicas: list[str] = field(default_factory=list)
+    #: The kept model states as checkpoint bytes (None when the cell keeps none or failed).
+    checkpoint: bytes | None = None
 
 
 def _base_row(cell: Cell, device: torch.device, started: str) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class CellRecord:
         #: "metric at step N: last line of its traceback", for each evaluation that raised.
         self.metric_failures: list[str] = []
         self._failure_rows: set[int] = set()
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}  # model states by step
 
     def check_time(self) -> None:
         """Raise `CellTimeout` once the cell is past its time limit."""
@@ -147,6 +151,7 @@ class CellRecord:
         metrics: list[tuple[Configured, Metric]],
     ) -> None:
         """Every metric of the cell at ``step``; one that raises is recorded, not fatal."""
+        keep_state(self.cell, step, model, self.kept)
         ctx = EvalContext(self.cell.budget, self.device, step, objective)
         owners: dict[str, str] = {}
         devices = [self.device] if self.device.type == "cuda" else []
@@ -202,4 +207,5 @@ class CellRecord:
             own = row.get("error")
             keep = i in self._failure_rows or row_error is None
             row.update(status=status, error=own if keep else row_error, wall_time_s=wall)
-        return Outcome(status, rows, error, wall, self.directions)
+        checkpoint = packed(self.cell, self.kept, status)
+        return Outcome(status, rows, error, wall, self.directions, checkpoint=checkpoint)

@@ -27,6 +27,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _INT = re.compile(r"[+-]?\d+$")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
 _BARE_STOP = set(",[]=\"' \t\n")
+#: Parameters the engine owns on every component of a kind (never passed to the component):
+#: ``init`` names the objective whose trained model an objective starts from (a warm start).
+ENGINE_PARAMS: dict[str, tuple[str, ...]] = {"objective": ("init",)}
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class Configured:
         if not self.given:
             return self.name
         order = [k for k in self.cls.param_spec if k in self.given]
+        order += [k for k in self.given if k not in self.cls.param_spec]  # the engine's own
         body = ",".join(f"{k}={_format(self.given[k])}" for k in order)
         return f"{self.name}[{body}]"
 
@@ -226,9 +230,16 @@ def expand(
         keys = list(axes)
         for combo in itertools.product(*(axes[k] for k in keys)):
             given = dict(zip(keys, combo, strict=True))
-            params = entry.cls.validate(given)
+            engine = {k: given[k] for k in ENGINE_PARAMS.get(kind, ()) if k in given}
+            if set(engine) & set(entry.cls.param_spec):
+                raise UsageError(
+                    f"{kind} {spec.name} declares its own parameter(s) {sorted(engine)}, which "
+                    f"gbench reserves on every {kind}; the plugin must rename them."
+                )
+            own = {k: v for k, v in given.items() if k not in engine}
+            params = entry.cls.validate(own)
             conf = Configured(entry, params, given)
-            key = json.dumps([conf.name, params], sort_keys=True, default=str)
+            key = json.dumps([conf.name, params, engine], sort_keys=True, default=str)
             if key not in seen:
                 seen.add(key)
                 out.append(conf)
