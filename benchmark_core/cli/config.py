@@ -28,8 +28,17 @@ _NOT_KEYS = ("config_path", "dry_run")
 _LIST_KEYS = ("objectives", "tasks", "models", "metrics", "seeds")
 
 
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return repr(value)
+
+
 def _shown(value: Any) -> str:
-    text = repr(value)
+    """``value`` as the file wrote it, near enough: clipped, and safe to print."""
+    text = _toml(value)
     return safe_text(text if len(text) <= 80 else text[:77] + "...")
 
 
@@ -41,15 +50,21 @@ def read_config(path: str) -> dict[str, Any]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise UsageError(f"cannot read {where}: {exc.strerror}.") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UsageError(
                 f"{where} is not a regular file (a folder, FIFO or device): give a TOML file."
             )
-        try:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-        except OSError as exc:
-            raise UsageError(f"cannot read {where}: {exc.strerror}.") from None
+        raw = b""
+        while len(raw) <= MAX_CONFIG_BYTES:  # up to one byte past the cap, to see it passed
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror}.") from None
+    finally:
+        os.close(fd)
     if len(raw) > MAX_CONFIG_BYTES:
         raise UsageError(
             f"{where} is larger than {MAX_CONFIG_BYTES >> 20} MiB: it is not a config."
