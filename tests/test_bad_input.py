@@ -57,6 +57,8 @@ BAD_CONFIGS = [
     ("seeds = 0", "seeds = 0: --seeds '0': give a count of at least 1"),
     ("device = 2024-01-01", "device = datetime.date(2024, 1, 1) must be a string"),
     ("a = " + "[" * 20_000 + "]" * 20_000, "values nested too deeply"),
+    ('out = "a\\u0000b"', "out = 'a\\x00b' holds a NUL character"),
+    ("jobs = 9223372036854775807", "jobs = 9223372036854775807 must be a whole number ≥ 1 and ≤"),
 ]
 
 
@@ -115,11 +117,23 @@ def test_config_paths_that_are_not_small_regular_files_are_refused(tmp_path, kin
 # --- options: --timeout and --seeds -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
-def test_a_timeout_that_would_turn_the_limit_off_is_refused(gbench, tmp_path, value):
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "-inf"),
+        ("--timeout", "0"),
+        ("--jobs", "99999999999999999999"),
+        ("--replicas", "99999999999999999999"),
+    ],
+)
+def test_a_timeout_that_would_turn_the_limit_off_and_huge_job_counts_are_refused(
+    gbench, tmp_path, option, value
+):
     out = tmp_path / "never"
-    res = gbench(*RUN, "--timeout", value, "--out", str(out))
-    _refused(res, out, "Invalid value for '--timeout'")
+    res = gbench(*RUN, option, value, "--out", str(out))
+    _refused(res, out, "Invalid value for", f"{option}'")
 
 
 @pytest.mark.parametrize(
@@ -162,6 +176,7 @@ def test_the_largest_seed_runs_beside_seed_0_in_one_replica_batch(gbench, tmp_pa
         ("gaussian[n_train=20000000]", "expected int in [1, 10000000]"),
         ("gaussian[a=" + "[" * 5000 + "]" * 5000 + "]", "lists nest at most 2 deep"),
         ("gaussian[a=1e999]", "expected float in (0, inf)"),
+        ("gaussian[angle=1e308]", "expected float in [-360, 360]"),
         ("gaussian[a=" + "1" * 400 + "]", "expected float in (0, inf)"),
         ("gaussian[a=\x1b[31m1]", "control character \\x1b"),
         (

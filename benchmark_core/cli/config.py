@@ -70,7 +70,7 @@ def read_config(path: str) -> dict[str, Any]:
             f"{where} is larger than {MAX_CONFIG_BYTES >> 20} MiB: it is not a config."
         )
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{where} is not UTF-8 text (byte {exc.start}): save it as UTF-8."
@@ -98,10 +98,9 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def _range_text(kind: click.ParamType) -> str:
-    low = getattr(kind, "min", None)
-    if low is None:
-        return ""
-    return f" {'>' if getattr(kind, 'min_open', False) else '≥'} {low:g}"
+    low, high = getattr(kind, "min", None), getattr(kind, "max", None)
+    text = "" if low is None else f" {'>' if getattr(kind, 'min_open', False) else '≥'} {low:g}"
+    return text + ("" if high is None else f" and ≤ {high:g}")
 
 
 def _expected(param: click.Parameter, key: str, value: Any) -> tuple[bool, str]:
@@ -139,6 +138,8 @@ def convert_config(data: dict[str, Any], ctx: click.Context, where: str) -> dict
         bad = f"{where}: {key} = {_shown(value)} must be {expected}."
         if not ok:
             raise UsageError(bad)
+        if "\x00" in str(value):  # no option can hold one (a path with it is a ValueError)
+            raise UsageError(f"{where}: {key} = {_shown(value)} holds a NUL character.")
         if isinstance(value, list):
             value = ",".join(map(str, value))
         elif key == "seeds":

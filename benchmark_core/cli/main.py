@@ -23,6 +23,11 @@ from benchmark_core.contract.errors import GbenchError, PluginError, UsageError
 from benchmark_core.results.safe_text import safe_text
 
 KIND_NAMES = ("tasks", "models", "objectives", "metrics")
+#: The most worker processes (or Ray tasks in flight) one run asks for.
+MAX_JOBS = 1024
+#: The most replicas trained together: no more than the most seeds of a run (the selection's
+#: ``MAX_SEEDS``, repeated here so that starting the CLI does not import the engine).
+MAX_SEEDS = 10_000
 
 
 @click.group(cls=Gbench, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +105,7 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     "--jobs",
     default=1,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_JOBS),
     help="Worker processes (GPUs shared round-robin); with --executor ray, tasks in flight.",
 )
 @click.option(
@@ -117,7 +122,7 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     "--replicas",
     default=32,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     help="Most cells that differ only in seed (or π...) to train as one vectorised model; "
     "1 runs every cell alone.",
 )
