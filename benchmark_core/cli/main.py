@@ -75,67 +75,89 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+#: The options of ``gbench run`` (a config file's keys are their names).
+_RUN_OPTIONS = [
+    click.option(
+        "--objectives",
+        default="all",
+        show_default=True,
+        help="'all' or name[param=value,...] list; [a,b] sweeps.",
+    ),
+    click.option("--tasks", default="all", show_default=True, help="'all' or a list of tasks."),
+    click.option("--models", default=None, help="Models; default: each task's default models."),
+    click.option("--metrics", default="all", show_default=True, help="'all' or a list of metrics."),
+    click.option(
+        "--seeds",
+        default="1",
+        show_default=True,
+        help="A count (3 = seeds 0,1,2) or a list (0,4,7).",
+    ),
+    click.option(
+        "--budget",
+        default="quick",
+        show_default=True,
+        type=click.Choice(["smoke", "quick", "paper"]),
+    ),
+    click.option(
+        "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."
+    ),
+    click.option(
+        "--out",
+        default="results",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Results folder.",
+    ),
+    click.option("--timeout", default=None, type=Seconds(), help="Seconds per cell."),
+    click.option(
+        "-j",
+        "--jobs",
+        default=1,
+        show_default=True,
+        type=click.IntRange(min=1, max=MAX_JOBS),
+        help="Worker processes (GPUs shared round-robin); with --executor ray, tasks in flight.",
+    ),
+    click.option(
+        "--executor",
+        default="local",
+        show_default=True,
+        type=click.Choice(["local", "ray"]),
+        help="Where cells run: this machine, or Ray tasks (one CPU, or one GPU on CUDA, per cell).",
+    ),
+    click.option(
+        "--address",
+        default=None,
+        help="Ray cluster address for --executor ray; default RAY_ADDRESS.",
+    ),
+    click.option(
+        "--replicas",
+        default=32,
+        show_default=True,
+        type=click.IntRange(min=1, max=MAX_SEEDS),
+        help="Most cells that differ only in seed (or π...) to train as one vectorised model; "
+        "1 runs every cell alone.",
+    ),
+    click.option("--force", is_flag=True, help="Rerun cells that already have results."),
+    click.option(
+        "--deterministic",
+        is_flag=True,
+        help="Use only deterministic kernels (bit-for-bit on CUDA too; slower). CPU is already.",
+    ),
+    click.option("--dry-run", is_flag=True, help="Print the grid with skip reasons; run nothing."),
+    click.option(
+        "--config", "config_path", default=None, help="A TOML file holding any of these options."
+    ),
+]
+
+
+def _with_run_options(function: Any) -> Any:
+    for option in reversed(_RUN_OPTIONS):
+        function = option(function)
+    return function
+
+
 @cli.command()
-@click.option(
-    "--objectives",
-    default="all",
-    show_default=True,
-    help="'all' or name[param=value,...] list; [a,b] sweeps.",
-)
-@click.option("--tasks", default="all", show_default=True, help="'all' or a list of tasks.")
-@click.option("--models", default=None, help="Models; default: each task's default models.")
-@click.option("--metrics", default="all", show_default=True, help="'all' or a list of metrics.")
-@click.option(
-    "--seeds", default="1", show_default=True, help="A count (3 = seeds 0,1,2) or a list (0,4,7)."
-)
-@click.option(
-    "--budget", default="quick", show_default=True, type=click.Choice(["smoke", "quick", "paper"])
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option(
-    "--out",
-    default="results",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Results folder.",
-)
-@click.option("--timeout", default=None, type=Seconds(), help="Seconds per cell.")
-@click.option(
-    "-j",
-    "--jobs",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1, max=MAX_JOBS),
-    help="Worker processes (GPUs shared round-robin); with --executor ray, tasks in flight.",
-)
-@click.option(
-    "--executor",
-    default="local",
-    show_default=True,
-    type=click.Choice(["local", "ray"]),
-    help="Where cells run: this machine, or Ray tasks (one CPU, or one GPU on CUDA, per cell).",
-)
-@click.option(
-    "--address", default=None, help="Ray cluster address for --executor ray; default RAY_ADDRESS."
-)
-@click.option(
-    "--replicas",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1, max=MAX_SEEDS),
-    help="Most cells that differ only in seed (or π...) to train as one vectorised model; "
-    "1 runs every cell alone.",
-)
-@click.option("--force", is_flag=True, help="Rerun cells that already have results.")
-@click.option(
-    "--deterministic",
-    is_flag=True,
-    help="Use only deterministic kernels (bit-for-bit on CUDA too; slower). CPU is already.",
-)
-@click.option("--dry-run", is_flag=True, help="Print the grid with skip reasons; run nothing.")
-@click.option(
-    "--config", "config_path", default=None, help="A TOML file holding any of these options."
-)
+@_with_run_options
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: Any) -> None:
     """Train and evaluate every compatible (task, model, objective, seed) cell."""
