@@ -245,3 +245,98 @@ def test_run_reports_a_corrupt_file_in_the_results_folder_by_name(gbench, tmp_pa
     )
     assert res.code == 0
     assert "broken.parquet: not a readable Parquet file" in res.err
+
+
+# --- a command line that starts fast ------------------------------------------------------------
+
+_HEAVY = ("torch", "matplotlib", "pandas", "pyarrow", "gbench_plugins", "benchmark_core.registry")
+
+
+@pytest.mark.parametrize("argv", [None, ["--version"], ["--help"], ["run", "--help"]])
+def test_the_command_line_starts_without_torch_or_any_plugin(argv):
+    """Importing the CLI, and --version / --help, load no plugin, torch, matplotlib or pandas."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from benchmark_core.cli.main import main\n"
+        f"argv = {argv!r}\n"
+        "if argv is not None:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, None), exc.code\n"
+        f"heavy = {_HEAVY!r}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_lazy_commands_short_help_is_their_own():
+    import importlib
+
+    import click
+
+    from benchmark_core.cli.group import LAZY_COMMANDS
+
+    for name, (module, short_help) in LAZY_COMMANDS.items():
+        group = click.Group()
+        importlib.import_module(module).add_commands(group)
+        real = group.commands[name]
+        for limit in (45, 1000):
+            assert click.Command(name, help=short_help).get_short_help_str(limit) == (
+                real.get_short_help_str(limit)
+            )
+
+
+def test_built_in_plugins_add_no_commands():
+    """gbench --help lists plugin commands only when a third-party plugin is installed."""
+    registry = plugins_mod.load_registry({"GBENCH_LOAD_PLUGINS": ""})
+    assert registry.manager.hook.register_commands.get_hookimpls() == []
+
+
+COMMANDS_PLUGIN = '''
+import click
+from benchmark_core import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("say-hi")
+    def say_hi():
+        """Say hi from a third-party plugin."""
+        click.echo("hi")
+
+    @cli.command("run")
+    def run():
+        """A plugin may not replace a built-in command."""
+'''
+
+
+def test_plugin_commands_are_listed_in_help_and_cannot_replace_built_ins(
+    gbench, tmp_path, monkeypatch
+):
+    from plugin_helpers import make_dist
+
+    from benchmark_core.cli.main import cli
+
+    monkeypatch.syspath_prepend(str(make_dist(tmp_path, "cmd_plugin", COMMANDS_PLUGIN)))
+    monkeypatch.setenv("GBENCH_LOAD_PLUGINS", "cmd_plugin")
+    run = cli.commands["run"]
+    try:
+        helped = gbench("--help")
+        assert (
+            helped.code == 0
+            and "say-hi" in helped.out
+            and "Say hi from a third-party" in (helped.out)
+        )
+        assert gbench("say-hi").out.strip() == "hi"
+        assert cli.commands["run"] is run
+        listed = gbench("plugins")
+        assert "register_commands tried to replace `gbench run`" in listed.err
+    finally:
+        cli.commands.pop("say-hi", None)
+        cli.commands["run"] = run
+        sys.modules.pop("cmd_plugin", None)

@@ -46,3 +46,30 @@ def test_validate_params_fills_defaults_and_names_unknown_parameters():
         UsageError, match=r"jspi has no parameter 'po'\. Did you mean 'pi'\?.*pi, lr"
     ):
         validate_params("jspi", declared, {"po": 0.1})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**63, -(2**63) - 1, 99999999999999999999, 10**5000],
+    ids=["2^63", "-2^63-1", "1e20", "5001 digits"],
+)
+def test_integers_beyond_64_bits_are_refused_whatever_the_bounds(value):
+    with pytest.raises(UsageError, match="integers in 64 bits"):
+        Param(10, low=1).validate(value, "gaussian[n_train]")
+    with pytest.raises(UsageError, match="integers in 64 bits"):
+        Param([1], type=list).validate([1, value], "m[pis]")
+    assert Param(0).validate(2**63 - 1, "t[seed]") == 2**63 - 1
+
+
+@pytest.mark.parametrize("value", [10**400, 10**5000, float("inf")], ids=["1e400", "1e5000", "inf"])
+def test_a_float_parameter_refuses_numbers_too_large_for_a_float(value):
+    with pytest.raises(UsageError, match=r"expected float in \(0, inf\)"):
+        positive(1.0).validate(value, "gaussian[a]")
+    assert positive(1.0).validate(10**30, "gaussian[a]") == 1e30
+
+
+def test_an_upper_bound_is_shown_as_a_whole_number():
+    spec = Param(10_000, low=1, high=10_000_000)
+    assert spec.describe() == "int in [1, 10000000]"
+    with pytest.raises(UsageError, match=r"=10000001 is not a valid value: expected int in \[1, 1"):
+        spec.validate(10_000_001, "gaussian[n_train]")

@@ -78,3 +78,56 @@ def test_seeds():
     for bad in ("0", "x", "1,1", "-1,2"):
         with pytest.raises(UsageError, match="seeds"):
             parse_seeds(bad)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("x[a=" + "1" * 5000 + "]", "a number of 5000 digits is too large"),
+        ("x[a=" + "[" * 5000 + "]" * 5000 + "]", "lists nest at most 2 deep"),
+        ("x[a=[[[1]]]]", "lists nest at most 2 deep"),
+        ("x[a='\x1b[2J']", "control character \\x1b"),
+        ("x[a=\u202eevil]", "control character \\u202e"),
+    ],
+)
+def test_hostile_selections_are_usage_errors_not_crashes(text, fragment):
+    with pytest.raises(UsageError) as info:
+        parse_selection(text, "tasks")
+    assert fragment in str(info.value) and "\x1b" not in str(info.value)
+    assert len(str(info.value)) < 600  # the message shows a window, not all 5,000 characters
+
+
+def test_list_sweeps_nest_two_deep():
+    assert parse_selection("x[a=[[1,2],[3]]]")[0].params == {"a": [[1, 2], [3]]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab=[],.'\" 01-_e\x1b\x9b\u202e", max_size=60))
+def test_the_parser_never_crashes_on_hostile_text(text):
+    with contextlib.suppress(UsageError):
+        parse_selection(text)
+
+
+def test_a_sweep_past_the_limit_is_refused():
+    registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
+    values = ",".join(str(1 + i / 1000) for i in range(101))
+    with pytest.raises(UsageError, match="10,201 configurations, more than 10,000"):
+        expand("task", parse_selection(f"gaussian[a=[{values}],b=[{values}]]"), registry)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("100000000", "at most 10,000 seeds"),
+        ("10001", "at most 10,000 seeds"),
+        ("0,4294967296", "seed 4294967296 is too large"),
+        (",", "is not valid"),
+        ("0,,1", "is not valid"),
+        ("1" * 5000, "at most 10,000 seeds"),
+    ],
+)
+def test_seeds_are_bounded(text, fragment):
+    with pytest.raises(UsageError, match="seed") as info:
+        parse_seeds(text)
+    assert fragment in str(info.value)
+    assert parse_seeds("10000")[-1] == 9999 and parse_seeds(f"0,{2**32 - 1}") == [0, 2**32 - 1]

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
+from benchmark_core.results.safe_text import safe_text
+
 _STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
+
+
+def escape(text: str) -> str:
+    """``text`` safe to print through rich: no markup, no terminal control characters."""
+    return markup_escape(safe_text(text, multiline=True))
 
 
 @click.command("check-plugin")
@@ -28,15 +35,18 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
 
     registry = get_registry()
     for name, error in registry.failures:
-        click.echo(f"warning: plugin '{name}' failed to load: {error.splitlines()[0]}", err=True)
+        first = (error.strip().splitlines() or [""])[0]
+        click.echo(
+            f"warning: plugin '{safe_text(name)}' failed to load: {safe_text(first)}", err=True
+        )
     results = run(collect(registry, packages))
-    table = Table(title=f"gbench conformance: {', '.join(packages)}")
+    table = Table(title=escape(f"gbench conformance: {', '.join(packages)}"))
     for col in ("kind", "component", "plugin", "check", "result", "note"):
         table.add_column(col, overflow="fold")
     for kind, comp, plugin, check, status, note in result_table_rows(results):
         table.add_row(
-            kind,
-            comp,
+            escape(kind),
+            escape(comp),
             escape(plugin),
             escape(check),
             f"[{_STYLE[status]}]{status}[/]",
@@ -53,7 +63,7 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
     )
     for r in failed:
         message = r.message if verbose else r.message.strip().split("\n")[0]
-        click.echo(f"FAIL {r.check.id}: {message}", err=True)
+        click.echo(safe_text(f"FAIL {r.check.id}: {message}", multiline=verbose), err=True)
     if failed:
         ctx.exit(1)
 

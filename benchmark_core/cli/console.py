@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -15,6 +15,13 @@ from benchmark_core.engine.executors import GridReport
 from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.runner import Outcome
 from benchmark_core.registry import Registry
+from benchmark_core.results.safe_text import safe_text
+
+
+def escape(text: str, multiline: bool = False) -> str:
+    """``text`` safe to print through rich: no markup, no terminal control characters."""
+    return _markup_escape(safe_text(text, multiline=multiline))
+
 
 STATUS_STYLE = {
     "ok": "green",
@@ -113,7 +120,7 @@ def plan_table(actions: list[tuple[Cell, str]]) -> Table:
             what = "[green]run[/]"
             counts["run"] += 1
         table.add_row(
-            cell.cell_id,
+            escape(cell.cell_id),
             escape(cell.task.label),
             escape(cell.model.label),
             escape(cell.objective.label),
@@ -133,8 +140,8 @@ def metric_notes(cells: list[Cell]) -> list[str]:
             continue
         seen.add(key)
         names = ", ".join(m.label for m in cell.metrics) or "none"
-        notes.append(f"{key[0]} · {key[1]}: metrics {names}")
-        notes.extend(f"    not computed: {why}" for why in cell.metric_skips)
+        notes.append(safe_text(f"{key[0]} · {key[1]}: metrics {names}"))
+        notes.extend(safe_text(f"    not computed: {why}") for why in cell.metric_skips)
     return notes
 
 
@@ -181,9 +188,9 @@ def component_table(registry: Registry, kind: str) -> Table:
     for name, entry in sorted(registry.of_kind(kind).items()):
         table.add_row(
             escape(name),
-            escape(_params_text(entry.cls)),
-            escape(_needs_text(kind, entry.cls)),
-            escape(entry.cls.description),
+            escape(_params_text(entry.cls), multiline=True),
+            escape(_needs_text(kind, entry.cls), multiline=True),
+            escape(entry.cls.description, multiline=True),
             escape(entry.plugin.distribution),
         )
     return table

@@ -4,31 +4,45 @@ Everything a plugin needs is importable from here (or from ``benchmark_core``); 
 imports nothing else of gbench.
 """
 
-from benchmark_core.contract.autoregressive import (
-    AUTOREGRESSIVE_METHODS,
-    Autoregressive,
-    AutoregressiveModel,
-    SampleOutput,
-    categorical,
-)
-from benchmark_core.contract.budgets import Budget
-from benchmark_core.contract.component import (
-    CAPABILITIES,
-    KINDS,
-    MODEL_CAPABILITIES,
-    OBJECTIVE_CAPABILITIES,
-    TASK_CAPABILITIES,
-    Component,
-)
-from benchmark_core.contract.errors import GbenchError, PluginError, ResultsError, UsageError
-from benchmark_core.contract.hookspecs import hookimpl
-from benchmark_core.contract.metric import Estimate, EvalContext, Metric
-from benchmark_core.contract.model import Model
-from benchmark_core.contract.needs import Requirements, incompatibility, model_incompatibility
-from benchmark_core.contract.objective import Objective
-from benchmark_core.contract.params import Param, positive, probability, validate_params
-from benchmark_core.contract.stack import ModelStack, per_replica
-from benchmark_core.contract.task import Task
+from importlib import import_module
+from typing import Any
+
+# Each public name and the module that defines it. Loaded on first use: the base classes import
+# torch, and the command line needs only the errors to start (``gbench --version``).
+_WHERE = {
+    "Budget": "budgets",
+    "CAPABILITIES": "component",
+    "KINDS": "component",
+    "Component": "component",
+    "GbenchError": "errors",
+    "PluginError": "errors",
+    "ResultsError": "errors",
+    "UsageError": "errors",
+    "hookimpl": "hookspecs",
+    "Estimate": "metric",
+    "EvalContext": "metric",
+    "Metric": "metric",
+    "Model": "model",
+    "Requirements": "needs",
+    "incompatibility": "needs",
+    "model_incompatibility": "needs",
+    "Objective": "objective",
+    "Param": "params",
+    "positive": "params",
+    "probability": "params",
+    "validate_params": "params",
+    "Task": "task",
+    "AUTOREGRESSIVE_METHODS": "autoregressive",
+    "Autoregressive": "autoregressive",
+    "AutoregressiveModel": "autoregressive",
+    "SampleOutput": "autoregressive",
+    "categorical": "autoregressive",
+    "MODEL_CAPABILITIES": "component",
+    "OBJECTIVE_CAPABILITIES": "component",
+    "TASK_CAPABILITIES": "component",
+    "ModelStack": "stack",
+    "per_replica": "stack",
+}
 
 __all__ = [
     "AUTOREGRESSIVE_METHODS",
@@ -64,3 +78,11 @@ __all__ = [
     "probability",
     "validate_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(import_module(f"benchmark_core.contract.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'benchmark_core.contract' has no attribute {name!r}")

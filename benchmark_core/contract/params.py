@@ -10,6 +10,33 @@ from benchmark_core.contract.errors import UsageError, did_you_mean
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}
 
+#: Integers are 64-bit where they are used (tensor sizes, seeds, numpy): no parameter takes
+#: one outside ``[INT_MIN, INT_MAX]``, whatever its bounds.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's limit on digits
+        return "<an integer too long to print>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _fits(value: Any) -> bool:
+    """Whether a number (or each number of a list) is a finite float or a 64-bit int."""
+    if isinstance(value, list):
+        return all(_fits(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if isinstance(value, int):
+        return INT_MIN <= value <= INT_MAX
+    return math.isfinite(value)
+
 
 @dataclass(frozen=True)
 class Param:
@@ -24,7 +51,8 @@ class Param:
         One line for ``gbench list``.
     type
         ``bool``, ``int``, ``float``, ``str`` or ``list`` (a list of numbers or strings). An
-        int is accepted where a float is declared.
+        int is accepted where a float is declared. Ints must fit in 64 bits and floats be
+        finite, whatever the bounds.
     low, high
         Bounds for numbers; ``low_open``/``high_open`` make them strict.
     choices
@@ -59,8 +87,8 @@ class Param:
         """Return the type and range as text, e.g. ``float in (0, 1)``."""
         parts = [_TYPE_NAMES.get(self.kind, self.kind.__name__)]
         if self.low is not None or self.high is not None:
-            lo = "-inf" if self.low is None else f"{self.low:g}"
-            hi = "inf" if self.high is None else f"{self.high:g}"
+            lo = "-inf" if self.low is None else _number(self.low)
+            hi = "inf" if self.high is None else _number(self.high)
             left = "(" if self.low_open or self.low is None else "["
             right = ")" if self.high_open or self.high is None else "]"
             parts.append(f"in {left}{lo}, {hi}{right}")
@@ -71,7 +99,14 @@ class Param:
     def validate(self, value: Any, where: str) -> Any:
         """Return ``value`` coerced to the declared type, or raise UsageError saying why not."""
         kind = self.kind
-        bad = UsageError(f"{where}={value!r} is not a valid value: expected {self.describe()}.")
+        bad = UsageError(
+            f"{where}={_shown(value)} is not a valid value: expected {self.describe()}."
+        )
+        if kind is not float and not _fits(value):
+            raise UsageError(
+                f"{where}={_shown(value)} is not a valid value: expected {self.describe()}, "
+                f"with integers in 64 bits ({INT_MIN} to {INT_MAX}) and finite numbers."
+            )
         if kind is bool:
             if not isinstance(value, bool):
                 raise bad
@@ -81,7 +116,10 @@ class Param:
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise bad
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int too large for a float
+                raise bad from None
             if not math.isfinite(value):
                 raise bad
         elif kind is str:
@@ -102,7 +140,7 @@ class Param:
                 raise bad
         if self.choices is not None and value not in self.choices:
             raise UsageError(
-                f"{where}={value!r} is not a valid value: choose one of "
+                f"{where}={_shown(value)} is not a valid value: choose one of "
                 + ", ".join(map(repr, self.choices))
                 + "."
                 + (did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else "")

@@ -9,19 +9,24 @@ Grammar (whitespace around tokens is ignored)::
     scalar    := number | true | false | 'quoted' | "quoted" | bare word
 
 A list value sweeps the parameter, except for list-typed parameters, whose sweeps are
-written as lists of lists.
+written as lists of lists; lists nest no deeper than that. Control characters are refused
+anywhere in a selection.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark_core.contract.errors import UsageError
-from benchmark_core.registry import Entry, Registry
+from benchmark_core.results.safe_text import safe_text
+
+if TYPE_CHECKING:  # the registry loads the plugins; parsing needs none of it
+    from benchmark_core.registry import Entry, Registry
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _INT = re.compile(r"[+-]?\d+$")
@@ -30,6 +35,19 @@ _BARE_STOP = set(",[]=\"' \t\n")
 #: Parameters the engine owns on every component of a kind (never passed to the component):
 #: ``init`` names the objective whose trained model an objective starts from (a warm start).
 ENGINE_PARAMS: dict[str, tuple[str, ...]] = {"objective": ("init",)}
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+#: A value is a scalar, a list (a sweep, or a list parameter) or a list of lists (a sweep of
+#: a list parameter); nothing nests deeper.
+MAX_NESTING = 2
+#: The most configurations one item of a selection may expand to.
+MAX_CONFIGURATIONS = 10_000
+#: The most seeds one run takes.
+MAX_SEEDS = 10_000
+#: Seeds run from 0 to ``SEED_LIMIT - 1``: numpy's legacy seeding takes no more, and the
+#: engine derives 64-bit seeds from a cell's (``seed * 1_000_003 + step`` for its metrics).
+SEED_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -45,10 +63,13 @@ class _Parser:
         self.text, self.pos, self.what = text, 0, what
 
     def fail(self, message: str) -> UsageError:
-        pointer = " " * self.pos + "^"
+        start = max(0, self.pos - 60)  # a window around the position, for long selections
+        before = safe_text(self.text[start : self.pos])
+        shown = ("..." if start else "") + before + safe_text(self.text[self.pos : self.pos + 60])
+        pointer = " " * (len(before) + (3 if start else 0)) + "^"
         return UsageError(
             f"cannot parse --{self.what} at position {self.pos + 1}: {message}\n"
-            f"  {self.text}\n  {pointer}\n"
+            f"  {shown}\n  {pointer}\n"
             f"Write a comma list of name or name[param=value,...]; a [list] of values sweeps."
         )
 
@@ -96,21 +117,27 @@ class _Parser:
         if word in ("false", "False"):
             return False
         if _INT.match(word):
-            return int(word)
+            try:
+                return int(word)
+            except ValueError:  # past Python's limit on digits; no parameter takes such a number
+                self.pos = start
+                raise self.fail(f"a number of {len(word)} digits is too large") from None
         if _FLOAT.match(word):
             return float(word)
         return word
 
-    def value(self) -> Any:
+    def value(self, depth: int = 0) -> Any:
         if self.peek() != "[":
             return self.scalar()
+        if depth == MAX_NESTING:
+            raise self.fail(f"lists nest at most {MAX_NESTING} deep (a sweep of list values)")
         self.pos += 1
         items: list[Any] = []
         if self.peek() == "]":
             self.pos += 1
             return items
         while True:
-            items.append(self.value())
+            items.append(self.value(depth + 1))
             if self.peek() == ",":
                 self.pos += 1
                 continue
@@ -150,7 +177,12 @@ def parse_selection(text: str, what: str = "selection") -> list[Spec] | None:
         return None
     if not text.strip():
         raise UsageError(f"--{what} is empty: give 'all' or a comma list of names.")
-    return _Parser(text, what).selection()
+    parser = _Parser(text, what)
+    control = _CONTROL.search(text)
+    if control:
+        parser.pos = control.start()
+        raise parser.fail(f"control character {safe_text(control.group())} in the text")
+    return parser.selection()
 
 
 @dataclass(frozen=True)
@@ -227,6 +259,12 @@ def expand(
                 f"{kind} {spec.name}: a {kind} takes single values, not a sweep; "
                 f"list it once per setting instead."
             )
+        count = math.prod(len(v) for v in axes.values())
+        if count > MAX_CONFIGURATIONS:
+            raise UsageError(
+                f"{kind} {spec.name}: the sweep gives {count:,} configurations, more than "
+                f"{MAX_CONFIGURATIONS:,}: sweep fewer values at once."
+            )
         keys = list(axes)
         for combo in itertools.product(*(axes[k] for k in keys)):
             given = dict(zip(keys, combo, strict=True))
@@ -246,22 +284,50 @@ def expand(
     return out
 
 
-def parse_seeds(text: str | int) -> list[int]:
-    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those."""
-    text = str(text).strip()
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            count = int(text)
-            if count < 1:
-                raise ValueError
-            seeds = list(range(count))
-    except ValueError:
+def _clip(text: str) -> str:
+    return safe_text(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _seed_number(word: str, text: str) -> int:
+    word = word.strip()
+    if not _INT.match(word) or not word.isascii():
         raise UsageError(
-            f"--seeds {text!r} is not valid: give a count such as 3 (seeds 0, 1, 2) "
+            f"--seeds {_clip(text)!r} is not valid: give a count such as 3 (seeds 0, 1, 2) "
             f"or a comma list such as 0,4,7."
-        ) from None
+        )
+    if len(word.lstrip("+-0")) > 20:  # no use parsing past what any bound allows
+        return SEED_LIMIT * 10**20
+    return int(word)
+
+
+def parse_seeds(text: str | int) -> list[int]:
+    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those.
+
+    At most :data:`MAX_SEEDS` seeds, each from 0 to ``SEED_LIMIT - 1``; a UsageError otherwise.
+    """
+    text = str(text).strip()
+    if "," in text:
+        seeds = [_seed_number(word, text) for word in text.split(",")]
+        count = len(seeds)
+    else:
+        count = _seed_number(text, text)
+        if count < 1:
+            raise UsageError(f"--seeds {_clip(text)!r}: give a count of at least 1.")
+        seeds = []
+    if count > MAX_SEEDS:
+        asked = f" (asked for {count:,})" if count < SEED_LIMIT * 10**20 else ""
+        raise UsageError(
+            f"--seeds: at most {MAX_SEEDS:,} seeds in one run{asked}: split them over several "
+            f"runs with lists of seeds and the same --out."
+        )
+    if not seeds:
+        return list(range(count))
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds {text!r}: seeds must be distinct and not negative.")
+        raise UsageError(f"--seeds {_clip(text)!r}: seeds must be distinct and not negative.")
+    too_big = [s for s in seeds if s >= SEED_LIMIT]
+    if too_big:
+        shown = str(too_big[0]) if too_big[0] < SEED_LIMIT * 10**20 else "a 20-digit number"
+        raise UsageError(
+            f"--seeds: seed {_clip(shown)} is too large: seeds go from 0 to {SEED_LIMIT - 1:,}."
+        )
     return seeds

@@ -22,9 +22,9 @@ class GaussianTask(Task):
     param_spec = {
         "a": positive(4.0, "variance along the first principal axis"),
         "b": positive(0.25, "variance along the second principal axis"),
-        "angle": Param(0.0, "rotation of the principal axes, in degrees", float),
-        "n_train": Param(10_000, "training-set size", low=1),
-        "n_test": Param(10_000, "held-out test-set size", low=1),
+        "angle": Param(0.0, "rotation of the principal axes, in degrees", float, -360, 360),
+        "n_train": Param(10_000, "training-set size", low=1, high=10_000_000),
+        "n_test": Param(10_000, "held-out test-set size", low=1, high=10_000_000),
         "seed": Param(0, "seed of the fixed train and test sets", low=0),
     }
     max_threads = 1

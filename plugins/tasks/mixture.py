@@ -47,12 +47,12 @@ class MixtureTask(Task):
     default_models = ("gaussian", "gaussian_mixture", "flow", "mlp_generator")
     headline_metrics = ("nll_test", "nll_oracle", "recall", "precision")
     param_spec = {
-        "k": Param(8, "number of modes", low=1),
+        "k": Param(8, "number of modes", low=1, high=10_000),
         "radius": positive(2.0, "ring radius, or half the side of the grid"),
         "std": positive(0.2, "standard deviation of each mode (per axis)"),
         "layout": Param("ring", "where the modes sit", choices=("ring", "grid")),
-        "n_train": Param(10_000, "training-set size", low=1),
-        "n_test": Param(10_000, "held-out test-set size", low=1),
+        "n_train": Param(10_000, "training-set size", low=1, high=10_000_000),
+        "n_test": Param(10_000, "held-out test-set size", low=1, high=10_000_000),
         "seed": Param(0, "seed of the fixed train and test sets", low=0),
     }
     max_threads = 1

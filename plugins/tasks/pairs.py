@@ -26,7 +26,7 @@ class PairsTask(Task):
     default_models = ("tabular", "lstm")
     headline_metrics = ("kl_forward", "kl_reverse", "ss_fixed_point_tv", "mi_q")
     param_spec = {
-        "k": Param(5, "number of symbols K (ignored when table is given)", low=2),
+        "k": Param(5, "number of symbols K (ignored when table is given)", low=2, high=1000),
         "dependence": Param(
             0.8, "strength of the dependence of x2 on x1, in [0, 1]", float, 0.0, 1.0
         ),
@@ -35,8 +35,8 @@ class PairsTask(Task):
         "table": Param(
             "", "path of a JSON K x K joint table (instead of the Dirichlet one)", file=True
         ),
-        "n_train": Param(100_000, "training-set size", low=1),
-        "n_test": Param(10_000, "held-out test-set size", low=1),
+        "n_train": Param(100_000, "training-set size", low=1, high=10_000_000),
+        "n_test": Param(10_000, "held-out test-set size", low=1, high=10_000_000),
         "seed": Param(0, "seed of the table and of the fixed train and test sets", low=0),
     }
     # Tabular models converge in a few hundred steps; Adam's cosine decay settles them.

@@ -27,13 +27,13 @@ class TextTask(Task):
     default_models = ("lstm",)
     headline_metrics = ("nll_test", "nll_oracle", "self_bleu", "bleu")
     param_spec = {
-        "vocab": Param(5000, "vocabulary size", low=2),
-        "length": Param(20, "sequence length", low=1),
-        "emb": Param(32, "oracle embedding size", low=1),
-        "hidden": Param(32, "oracle LSTM hidden size", low=1),
+        "vocab": Param(5000, "vocabulary size", low=2, high=100_000),
+        "length": Param(20, "sequence length", low=1, high=1000),
+        "emb": Param(32, "oracle embedding size", low=1, high=4096),
+        "hidden": Param(32, "oracle LSTM hidden size", low=1, high=4096),
         "std": positive(1.0, "std of the oracle's N(0, std²) weights"),
-        "n_train": Param(10_000, "training-set size", low=1),
-        "n_test": Param(10_000, "held-out test-set size", low=2),
+        "n_train": Param(10_000, "training-set size", low=1, high=1_000_000),
+        "n_test": Param(10_000, "held-out test-set size", low=2, high=1_000_000),
         "seed": Param(0, "seed of the oracle's weights and of the data", low=0),
     }
     # A 5000-way softmax per token: a training step at batch 64 costs ~0.1 s on one shared CPU
