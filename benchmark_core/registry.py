@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from benchmark_core import __version__
-from benchmark_core.contract import Component, Metric, Model, Objective, Task, hookspecs
+from benchmark_core.contract import Claim, Metric, Model, Objective, Task, hookspecs
 from benchmark_core.contract.errors import PluginError, UsageError, did_you_mean
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -44,16 +44,19 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gbench_plugins.metrics.pairs",
     "gbench_plugins.metrics.bleu",
     "gbench_plugins.figures.figure1",
+    "gbench_plugins.claims.gaussian",
+    "gbench_plugins.claims.sequences",
 )
 
 ENTRY_POINT_GROUP = "gbench"
 
 #: kind -> (hook name, base class)
-KINDS: dict[str, tuple[str, type[Component]]] = {
+KINDS: dict[str, tuple[str, type]] = {
     "task": ("register_tasks", Task),
     "model": ("register_models", Model),
     "objective": ("register_objectives", Objective),
     "metric": ("register_metrics", Metric),
+    "claim": ("register_claims", Claim),
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -101,7 +104,7 @@ class Registry:
     manager: pluggy.PluginManager | None = None
 
     def of_kind(self, kind: str) -> dict[str, Entry]:
-        """Components of one kind (``task``, ``model``, ``objective``, ``metric``)."""
+        """Components of one kind (``task``, ``model``, ``objective``, ``metric``, ``claim``)."""
         return self.components[kind]
 
     def get(self, kind: str, name: str) -> Entry:
@@ -124,7 +127,7 @@ def _check_component(kind: str, cls: Any, plugin: PluginInfo) -> None:
         )
     if not isinstance(cls.name, str) or not _NAME.match(cls.name):
         raise PluginError(f"{where}: {cls.__name__}.name must be a name like 'my_{kind}'")
-    for pname in cls.param_spec:
+    for pname in getattr(cls, "param_spec", {}):  # a Claim has no parameters
         if not pname.isidentifier() or hasattr(base, pname):
             raise PluginError(
                 f"{where}: {kind} '{cls.name}' has a parameter '{pname}' that is not an "

@@ -321,10 +321,12 @@ def main(argv: list[str] | None = None) -> None:
 # modules. Added here, before the __main__ guard, so that `python -m benchmark_core.cli.main` has
 # them too.
 from benchmark_core.cli.check import add_commands as _add_check_commands  # noqa: E402
+from benchmark_core.cli.claims import add_commands as _add_claims_commands  # noqa: E402
 from benchmark_core.cli.reports import add_commands as _add_report_commands  # noqa: E402
 
 _add_report_commands(cli)
 _add_check_commands(cli)
+_add_claims_commands(cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

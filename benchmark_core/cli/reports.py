@@ -294,6 +294,8 @@ def report_command(
     figures.update(_plugin_figures(df, read.directions))
     for note in notes:
         click.echo(f"warning: {note}", err=True)
+    from benchmark_core.cli.claims import claims_section_for
+
     with warnings_to_stderr():
         page = render_report(
             df,
@@ -303,6 +305,7 @@ def report_command(
             title=title,
             image_format=images,
             figure_notes=notes,
+            claims=claims_section_for(df),
         )
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)

@@ -1,10 +1,18 @@
-"""The public contract: hook specs, component base classes, parameters, budgets, errors.
+"""The public contract: hook specs, component and claim base classes, parameters, budgets, errors.
 
 Everything a plugin needs is importable from here (or from ``benchmark_core``); this package
 imports nothing else of gbench.
 """
 
 from benchmark_core.contract.budgets import Budget
+from benchmark_core.contract.claim import (
+    Claim,
+    ClaimGrid,
+    ClaimResults,
+    Evidence,
+    Interval,
+    Verdict,
+)
 from benchmark_core.contract.component import CAPABILITIES, KINDS, Component
 from benchmark_core.contract.errors import GbenchError, PluginError, ResultsError, UsageError
 from benchmark_core.contract.hookspecs import hookimpl
@@ -19,10 +27,15 @@ __all__ = [
     "CAPABILITIES",
     "KINDS",
     "Budget",
+    "Claim",
+    "ClaimGrid",
+    "ClaimResults",
     "Component",
     "Estimate",
     "EvalContext",
+    "Evidence",
     "GbenchError",
+    "Interval",
     "Metric",
     "Model",
     "Objective",
@@ -32,6 +45,7 @@ __all__ = [
     "ResultsError",
     "Task",
     "UsageError",
+    "Verdict",
     "hookimpl",
     "incompatibility",
     "model_incompatibility",

@@ -137,6 +137,7 @@ def render_report(
     title: str = "gbench report",
     image_format: str = "svg",
     figure_notes: Sequence[str] = (),
+    claims: str = "",
 ) -> str:
     """Render one self-contained HTML page from a results table.
 
@@ -158,6 +159,9 @@ def render_report(
         How figures are embedded.
     figure_notes : sequence of str
         Notes shown under the figures, e.g. why a figure that was asked for is missing.
+    claims : str
+        The claims section (:func:`benchmark_core.reports.claims_html.claims_section`), shown
+        first; empty for none.
 
     Returns
     -------
@@ -165,7 +169,7 @@ def render_report(
         The HTML page. It references no external resource, runs no script, and escapes every
         label, parameter, reason and environment string.
     """
-    sections = [f"<h1>{_h(title)}</h1>", _summary(df)]
+    sections = [f"<h1>{_h(title)}</h1>", *([claims] if claims else []), _summary(df)]
 
     sections.append("<h2>Leaderboards</h2>")
     budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
