@@ -95,10 +95,23 @@ def _list_claims(entries: list[Any]) -> None:
     type=click.Path(file_okay=False),
     help="Results folder: cells already there are reused, new ones are written there.",
 )
-@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "-j",
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, as for gbench run.",
+)
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]))
 @click.option("--address", default=None, help="Ray cluster address for --executor ray.")
-@click.option("--replicas", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--replicas",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Cells that differ only in seed (or π) trained as one model, as for gbench run.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--timeout", default=None, type=click.FloatRange(min=0, min_open=True), help="Seconds per cell."
@@ -120,7 +133,9 @@ def claims_command(ctx: click.Context, names: tuple[str, ...], **options: Any) -
     inconclusive, with the figures and 95% intervals behind it.
 
     Runs the cells the claims need through the ordinary runner (resumable: cells already in
-    --out are reused), then checks each claim on its cells' final values.
+    --out are reused), then checks each claim on its cells' final values. Exits 0 only when
+    every claim checked is reproduced, 1 otherwise (or when a cell failed), 2 on a usage
+    error.
     """
     from benchmark_core.cli.main import _report_plugin_failures
     from benchmark_core.engine.claims import (
