@@ -14,6 +14,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 _CONTRACT = (
+    "Autoregressive",
+    "AutoregressiveModel",
     "Budget",
     "CAPABILITIES",
     "Claim",
@@ -27,14 +29,17 @@ _CONTRACT = (
     "KINDS",
     "Metric",
     "Model",
+    "ModelStack",
     "Objective",
     "Param",
     "PluginError",
     "ResultsError",
+    "SampleOutput",
     "Task",
     "UsageError",
     "Verdict",
     "hookimpl",
+    "per_replica",
     "positive",
     "probability",
     "validate_params",

@@ -22,6 +22,10 @@ import pluggy
 from benchmark_core import __version__
 from benchmark_core.contract import Claim, Metric, Model, Objective, Task, hookspecs
 from benchmark_core.contract.errors import PluginError, UsageError, did_you_mean
+from benchmark_core.contract.params import Param
+
+#: What a metric's ``direction`` may be.
+DIRECTIONS = ("min", "max", "none")
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "gbench_plugins.tasks.gaussian",
@@ -43,6 +47,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gbench_plugins.metrics.two_sample",
     "gbench_plugins.metrics.pairs",
     "gbench_plugins.metrics.bleu",
+    "gbench_plugins.figures.standard",
     "gbench_plugins.figures.figure1",
     "gbench_plugins.claims.gaussian",
     "gbench_plugins.claims.sequences",
@@ -119,40 +124,66 @@ class Registry:
 
 
 def _check_component(kind: str, cls: Any, plugin: PluginInfo) -> None:
+    """Refuse a component whose declaration gbench cannot use, saying what is valid."""
     base = KINDS[kind][1]
     where = f"plugin '{plugin.name}'"
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
             f"{where} registered {cls!r} as a {kind}, but it is not a {base.__name__}"
         )
-    if not isinstance(cls.name, str) or not _NAME.match(cls.name):
-        raise PluginError(f"{where}: {cls.__name__}.name must be a name like 'my_{kind}'")
-    for pname in getattr(cls, "param_spec", {}):  # a Claim has no parameters
-        if not pname.isidentifier() or hasattr(base, pname):
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(
+            f"{where}: {cls.__name__}.name is {name!r}; it must be a name like 'my_{kind}' "
+            "(letters, digits, _ and -, not starting with a digit)"
+        )
+    spec = getattr(cls, "param_spec", None)
+    if not isinstance(spec, dict):
+        raise PluginError(
+            f"{where}: {kind} '{name}' has param_spec {type(spec).__name__}; it must be a dict "
+            "of parameter names to Param(...)"
+        )
+    for pname, param in spec.items():
+        if not isinstance(pname, str) or not pname.isidentifier() or hasattr(base, pname):
             raise PluginError(
-                f"{where}: {kind} '{cls.name}' has a parameter '{pname}' that is not an "
+                f"{where}: {kind} '{name}' has a parameter {pname!r} that is not an "
                 f"identifier or shadows an attribute of {base.__name__}"
             )
+        if not isinstance(param, Param):
+            raise PluginError(
+                f"{where}: {kind} '{name}' parameter '{pname}' is {type(param).__name__}, "
+                "not a Param(...)"
+            )
         try:
-            cls.param_spec[pname].kind  # noqa: B018  (raises when the type cannot be inferred)
+            param.kind  # noqa: B018  (raises when the type cannot be inferred)
         except TypeError as exc:
-            raise PluginError(f"{where}: {kind} '{cls.name}' parameter '{pname}': {exc}") from exc
-    if kind == "metric" and cls.direction not in ("min", "max", "none"):
-        raise PluginError(f"{where}: metric '{cls.name}' has direction {cls.direction!r}")
+            raise PluginError(f"{where}: {kind} '{name}' parameter '{pname}': {exc}") from exc
+    if kind == "metric" and getattr(cls, "direction", None) not in DIRECTIONS:
+        raise PluginError(
+            f"{where}: metric '{name}' has direction {getattr(cls, 'direction', None)!r}; "
+            f"choose one of {', '.join(map(repr, DIRECTIONS))} ('min': lower is better, "
+            "'max': higher is better, 'none': neither)"
+        )
 
 
 def _register_callback(registry: Registry, kind: str, plugin: PluginInfo) -> Callable[[Any], Any]:
+    """The ``register`` a plugin's hook gets: a bad component is reported, the rest load."""
+
     def register(cls: Any) -> Any:
-        _check_component(kind, cls, plugin)
-        table = registry.components[kind]
-        if cls.name in table:
-            other = table[cls.name].plugin
-            raise PluginError(
-                f"two {kind}s are named '{cls.name}': one from plugin '{other.name}' "
-                f"({other.distribution}), one from plugin '{plugin.name}' "
-                f"({plugin.distribution}). Uninstall one, or restrict the plugins that load "
-                f"with GBENCH_LOAD_PLUGINS."
-            )
+        try:
+            _check_component(kind, cls, plugin)
+            table = registry.components[kind]
+            if cls.name in table:
+                other = table[cls.name].plugin
+                raise PluginError(
+                    f"two {kind}s are named '{cls.name}': one from plugin '{other.name}' "
+                    f"({other.distribution}), one from plugin '{plugin.name}' "
+                    f"({plugin.distribution}); the one from '{other.name}' is kept. Uninstall "
+                    "one, or restrict the plugins that load with GBENCH_LOAD_PLUGINS."
+                )
+        except PluginError as exc:
+            registry.failures.append((plugin.name, str(exc)))
+            return cls
         table[cls.name] = Entry(kind, cls, plugin)
         plugin.components.append(f"{kind}:{cls.name}")
         return cls
@@ -191,7 +222,7 @@ def load_registry(env: dict[str, str] | None = None) -> Registry:
         try:
             module = load()
             pm.register(module, name=info.name)
-        except Exception as exc:  # a broken plugin must not take the others down
+        except (Exception, SystemExit) as exc:  # a broken plugin must not take the others down
             registry.failures.append((info.name, f"{type(exc).__name__}: {exc}"))
             continue
         info.hooks = sorted(impl.name for impl in pm.get_hookcallers(module) or [])
@@ -204,9 +235,7 @@ def load_registry(env: dict[str, str] | None = None) -> Registry:
             register = _register_callback(registry, kind, info)
             try:
                 impl.function(**({"register": register} if impl.argnames else {}))
-            except PluginError:
-                raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 registry.failures.append(
                     (
                         info.name,
@@ -233,17 +262,19 @@ def _collect_plots(
         ) -> None:
             if name in registry.plots:
                 other = registry.plots[name][3]
-                raise PluginError(
-                    f"two plot kinds are named '{name}': from plugins '{other.name}' and "
-                    f"'{info.name}'"
+                registry.failures.append(
+                    (
+                        info.name,
+                        f"two plot kinds are named '{name}': from plugins '{other.name}' and "
+                        f"'{info.name}'; the one from '{other.name}' is kept",
+                    )
                 )
+                return
             registry.plots[name] = (draw, help, frozenset(options), info)
 
         try:
             impl.function(register=register)
-        except PluginError:
-            raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             registry.failures.append(
                 (info.name, f"register_plots raised {type(exc).__name__}: {exc}")
             )

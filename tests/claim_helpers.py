@@ -1,4 +1,4 @@
-"""Claims for tests: a deliberately false one, and a registry that holds extra claims."""
+"""A deliberately false claim, for the tests that must see one refuted."""
 
 from __future__ import annotations
 
@@ -26,15 +26,3 @@ class ReverseKLCoversBothModes(Claim):
             0.5,
         )
         return Verdict.of([ev])
-
-
-def registry_with_claims(*classes):
-    """The built-in registry plus the given claims, registered by a test plugin."""
-    from benchmark_core.registry import Entry, PluginInfo, load_registry
-
-    registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
-    info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
-    registry.plugins.append(info)
-    for cls in classes:
-        registry.components["claim"][cls.name] = Entry("claim", cls, info)
-    return registry

@@ -1,23 +1,51 @@
-"""Shared fixtures: run the CLI in-process, and build registries with test components."""
+"""Fixtures and hooks only: run the CLI in-process, skip GPU tests without CUDA.
+
+Helpers that test modules import (``registry_with``, ``grid``, ``run_gbench``, ``REPO``) live
+in ``tests/helpers.py``; a test module never imports from this file.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from benchmark_core.cli.main import main
 from benchmark_core.registry import reset_registry
 
-REPO = Path(__file__).resolve().parents[1]
-
 # gbench's own pytest plugin (installed as a pytest11 entry point; named here too so that the
 # tests also run from a source tree that was never installed).
 pytest_plugins = ["benchmark_core.conformance.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread():
+    """Run torch on one intra-op thread, as gbench runs every built-in task's cells.
+
+    (``Task.max_threads`` = 1.) On a shared 2-core machine a second thread turned small
+    workloads 10-100x slower (thread hand-offs under load: one text-task test took 9 s on one
+    thread and 104 s on two). Cells that tests start in other processes cap their own threads.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``gpu`` where torch sees no CUDA device."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (marked gpu); torch sees no CUDA device")
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 @dataclass
@@ -44,52 +72,3 @@ def gbench(capsys):
     reset_registry()
     yield invoke
     reset_registry()
-
-
-def run_gbench(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    """Run the ``gbench`` console script in a fresh process."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    exe = Path(sys.executable).with_name("gbench")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, **kw)
-
-
-def registry_with(*classes):
-    """The built-in registry plus test-only components (kind inferred from the base class)."""
-    from benchmark_core.registry import KINDS, Entry, PluginInfo, load_registry
-
-    registry = load_registry({"GBENCH_LOAD_PLUGINS": ""})
-    info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
-    registry.plugins.append(info)
-    for cls in classes:
-        kind = next(k for k, (_, base) in KINDS.items() if issubclass(cls, base))
-        registry.components[kind][cls.name] = Entry(kind, cls, info)
-    return registry
-
-
-#: The cheap metrics: enough for tests of the harness. ``all`` adds the classifier two-sample
-#: test and friends, ~1 s per evaluation; tests that mean every metric ask for "all".
-HARNESS_METRICS = "nll_test,nll_oracle,moments"
-
-
-def grid(
-    registry,
-    objectives="ml",
-    tasks="gaussian",
-    models="isotropic_gaussian",
-    metrics=HARNESS_METRICS,
-    seeds="1",
-    budget="smoke",
-):
-    """Build a grid from selection strings, as the CLI does."""
-    from benchmark_core.engine.grid import build_grid
-    from benchmark_core.engine.selection import parse_seeds, parse_selection
-
-    return build_grid(
-        registry,
-        parse_selection(objectives),
-        parse_selection(tasks),
-        None if models is None else parse_selection(models),
-        parse_selection(metrics),
-        parse_seeds(seeds),
-        budget,
-    )

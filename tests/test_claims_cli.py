@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from claim_helpers import ReverseKLCoversBothModes, registry_with_claims
+from claim_helpers import ReverseKLCoversBothModes
 from gbench_plugins.claims.gaussian import FIGURE1_TOL
+from helpers import registry_with
 
 from benchmark_core.contract.claim import NOT_REPRODUCED
 
@@ -69,7 +70,7 @@ def test_a_claim_runs_end_to_end_resumes_and_a_false_one_is_refuted(gbench, tmp_
     # A false claim on cells already there: refuted, with the figure that refutes it.
     from benchmark_core import registry as plugins
 
-    fake = registry_with_claims(ReverseKLCoversBothModes)
+    fake = registry_with(ReverseKLCoversBothModes)
     monkeypatch.setattr(plugins, "get_registry", lambda: fake)
     false = gbench("claims", "reverse_kl_covers_both_modes", "--budget", "smoke", "--out", str(out))
     assert false.code == 1

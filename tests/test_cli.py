@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import registry_with
+from helpers import registry_with
 from test_runner import RaiseInStep
 
 import benchmark_core.registry as plugins_mod

@@ -88,7 +88,10 @@ def expected(folder: Path, metric: str) -> pd.DataFrame:
     by = final.groupby("label").value
     out = pd.DataFrame({"mean": by.mean(), "sd": by.std(ddof=1), "n": by.count()})
     out["ci95"] = stats.t.ppf(0.975, out.n - 1) * out.sd / np.sqrt(out.n)
-    out["rank"] = out["mean"].rank()
+    # A row ranks behind another only when the other's whole interval lies below its own.
+    lo, hi = out["mean"] - out["ci95"], out["mean"] + out["ci95"]
+    out["rank"] = [1 + int((hi < lo[k]).sum()) for k in out.index]
+    out["rank_hi"] = [len(out) - int((lo > hi[k]).sum()) for k in out.index]
     return out
 
 
@@ -102,10 +105,12 @@ def test_leaderboard_csv_numbers_match_pandas(gbench, results_dir: Path) -> None
     assert sorted(board.index) == LABELS
     for metric in ("nll_test", "nll_oracle"):
         want = expected(results_dir, metric)
-        got = board[[f"{metric} ↓ mean", f"{metric} ↓ ci95", f"{metric} ↓ rank"]]
+        cols = [f"{metric} ↓ {s}" for s in ("mean", "ci95", "rank", "rank_hi")]
+        got = board[cols]
         np.testing.assert_allclose(got.iloc[:, 0], want.loc[got.index, "mean"], rtol=1e-9)
         np.testing.assert_allclose(got.iloc[:, 1], want.loc[got.index, "ci95"], rtol=1e-9)
         np.testing.assert_array_equal(got.iloc[:, 2], want.loc[got.index, "rank"])
+        np.testing.assert_array_equal(got.iloc[:, 3], want.loc[got.index, "rank_hi"])
     assert (board.n_seeds == 2).all() and (board.n_failed == 0).all()
     assert "train_loss ↓ mean" not in board  # training losses are not compared by default
 
@@ -122,6 +127,7 @@ def test_leaderboard_json_and_markdown(gbench, results_dir: Path) -> None:
         assert m["mean"] == pytest.approx(want.loc[label, "mean"], rel=1e-12)
         assert m["ci95"] == pytest.approx(want.loc[label, "ci95"], rel=1e-12)
         assert (m["n"], m["rank"]) == (2, want.loc[label, "rank"])
+        assert m["rank_hi"] == want.loc[label, "rank_hi"]
 
     md = gbench("leaderboard", str(results_dir), "--metric", "nll_test,nll_oracle")
     assert md.code == 0, md.err  # not a terminal: Markdown by default
@@ -130,7 +136,31 @@ def test_leaderboard_json_and_markdown(gbench, results_dir: Path) -> None:
     assert "cov_eig_0" not in md.out
     best = want["mean"].idxmin()
     line = next(li for li in md.out.splitlines() if f"`{best}`" in li)
-    assert "(1)**" in line.split("|")[4]  # the best nll_test is bold with rank 1
+    cell = line.split("|")[4]
+    if want.loc[best, "rank_hi"] == 1:  # ahead of the other whatever the noise: bold, rank 1
+        assert "(1)**" in cell
+    else:  # the intervals overlap: ranks 1-2 shared, nothing bold
+        assert "(1–2)" in cell and "**" not in md.out
+
+
+def test_leaderboard_shows_each_tasks_headline_metrics_by_default(
+    gbench, results_dir: Path
+) -> None:
+    from gbench_plugins.tasks.gaussian import GaussianTask
+
+    # the task declares its headline metrics; the grid logged two of them and the moments
+    assert GaussianTask.headline_metrics[:2] == ("nll_test", "nll_oracle")
+    r = gbench("leaderboard", str(results_dir))
+    assert r.code == 0, r.err
+    header = next(li for li in r.out.splitlines() if li.startswith("| objective"))
+    assert header == "| objective | model | seeds | `nll_test` ↓ | `nll_oracle` ↓ |"
+    assert "avg rank" not in r.out and "Average rank across tasks" not in r.out
+    every = gbench("leaderboard", str(results_dir), "--all-metrics")
+    assert every.code == 0 and "`cov_eig_0`" in every.out and "`nll_oracle`" in every.out
+    avg = gbench("leaderboard", str(results_dir), "--average-rank")
+    assert avg.code == 0 and "| avg rank |" in avg.out
+    both = gbench("leaderboard", str(results_dir), "--all-metrics", "--metric", "nll_test")
+    assert both.code == 2 and "pass one" in both.err
 
 
 def test_leaderboard_writes_files_in_the_format_of_their_extension(
@@ -255,6 +285,29 @@ def test_unreadable_files_are_named_by_every_command(
     assert r.code == 2 and "broken.parquet" in r.err and "1 unreadable, named above" in r.err
 
 
+def test_leaderboard_output_cannot_be_turned_against_its_reader(
+    gbench, results_dir: Path, tmp_path: Path
+) -> None:
+    folder = copy_results(results_dir, tmp_path / "res")
+    evil = "ml\x1b]0;owned\x07\x1b[2J"
+    for seed in (5, 6):
+        add_cell(folder, f"evil{seed}", label=evil, seed=seed)
+    add_cell(folder, "formula", label="=HYPERLINK(1)", seed=9)
+    add_cell(folder, "bad", status="error", seed=7, error="RuntimeError: \x1b[5mboom")
+    (folder / "x\x1b[31m.parquet").write_bytes(b"PAR1 not parquet")
+    for fmt in ("rich", "markdown", "json", "csv"):
+        r = gbench("leaderboard", str(folder), "--format", fmt)
+        assert r.code == 0, r.err
+        for stream in (r.out, r.err):
+            assert "\x1b" not in stream and "\x07" not in stream, (fmt, stream)
+        assert "x\\x1b[31m.parquet" in r.err  # the file is still named, escaped
+        if fmt != "json":
+            assert "ml\\x1b]0;owned\\x07\\x1b[2J" in r.out + r.err
+    csv = pd.read_csv(io.StringIO(gbench("leaderboard", str(folder), "--format", "csv").out))
+    assert "'=HYPERLINK(1)" in set(csv["label"]) and "=HYPERLINK(1)" not in set(csv["label"])
+    assert csv["nll_test ↓ mean"].dtype == float
+
+
 # --- gbench plot -----------------------------------------------------------------------------
 
 
@@ -344,12 +397,13 @@ def test_report_is_one_self_contained_page(report_page: Path, results_dir: Path)
     assert images and all(src.startswith("data:image/svg+xml;base64,") for src in images)
     captions = re.findall(r"<figcaption>([^<]+)</figcaption>", page)
     assert captions == [
+        # the headline figures first: a plot kind that a plugin registered
+        # (plugins/figures/figure1.py), then the frontier that nll_oracle declares
+        "gaussian: the paper&#x27;s Figure 1: P under Q&#x27;s contours per π, and s² against π",
+        "gaussian: nll_oracle against nll_test, final values",
         "gaussian: training curves of train_loss, nll_oracle, nll_test",
         "gaussian: final nll_oracle against lr",
         "gaussian: final nll_test against lr",
-        "gaussian: nll_oracle against nll_test, final values",
-        # a plot kind that a plugin registered (plugins/figures/figure1.py)
-        "gaussian: the paper&#x27;s Figure 1: P under Q&#x27;s contours per π, and s² against π",
     ]
     # The leaderboard, with the numbers pandas gives.
     from benchmark_core.reports.formatting import format_estimate

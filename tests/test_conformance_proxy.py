@@ -42,6 +42,10 @@ def test_the_proxy_looks_like_the_model_but_provides_only_what_was_declared(mode
     assert proxy.provides == frozenset({"rsample", "sample"})  # rsample implies sample
     assert proxy.sample(4).shape == (4, 2)
     assert hasattr(proxy, "covariance")  # probing is allowed; calling is not
+    with pytest.raises(
+        UndeclaredCapability, match=r"model.covariance\(\) needs the model's 'moments'"
+    ):
+        proxy.covariance()
     proxy.extra = 1
     assert model.extra == 1
 

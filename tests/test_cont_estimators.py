@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -253,19 +252,15 @@ def test_c2st_null_is_chance():
     assert e.stderr == pytest.approx(math.sqrt(0.25 / 4000), rel=0.01)
 
 
-def test_c2st_reaches_bayes_accuracy_quickly():
+def test_c2st_reaches_bayes_accuracy():
     logp, logq = gaussian_log_density(MP, CP), gaussian_log_density(np.zeros(2), CQ)
     box = integration_box([MP, MP], [CP, CQ])
     # Bayes balanced accuracy = (1 + TV)/2 (0.7041 here); measured c2st: 0.700-0.707.
     bayes = 0.5 * (1 + integrate(lambda x: 0.5 * (logp(x).exp() - logq(x).exp()).abs(), box))
     g = torch.Generator().manual_seed(12)
     data = _split(g, np.zeros(2), CQ)
-    t = time.perf_counter()
     e = c2st(*data, generator=torch.Generator().manual_seed(0))
-    elapsed = time.perf_counter() - t
     assert bayes - 0.03 < e.value < bayes + 3 * e.stderr
-    # Measured ~0.6-1.2 s on this shared 2-core CPU; the bound only catches regressions.
-    assert elapsed < 5.0
 
 
 def test_c2st_is_deterministic_given_generator():

@@ -8,7 +8,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import run_gbench
+from helpers import run_gbench
 from plugin_helpers import TOY_OBJECTIVE
 
 from benchmark_core.results.store import read_results
@@ -73,6 +73,50 @@ def test_sigint_or_sigterm_during_a_cell_keeps_finished_cells_and_exits_130(tmp_
     statuses = frame.groupby("cell_id").status.first()
     assert set(statuses) <= {"ok", "interrupted"} and (statuses == "ok").sum() >= 2
     assert not list(out.glob(".*.claim"))  # the cell in flight gave its claim back
+
+
+HOLD_FIRST_CELL = """
+import sys, time
+from pathlib import Path
+from benchmark_core.engine.grid import build_grid
+from benchmark_core.engine.selection import parse_seeds, parse_selection
+from benchmark_core.registry import load_registry
+from benchmark_core.results.cell_claims import claim
+a = sys.argv[2:]
+cells = build_grid(
+    load_registry(), parse_selection(a[2]), parse_selection(a[4]), parse_selection(a[6]),
+    parse_selection(a[12]), parse_seeds(a[8]), a[10],
+)
+held = claim(Path(sys.argv[1]), cells[0].cell_id)
+print(held is not None, flush=True)
+time.sleep(600)
+"""
+
+
+def test_when_one_of_two_concurrent_runs_is_killed_the_other_finishes_every_cell(tmp_path):
+    # The killed run holds the first cell (as a run killed mid-cell does) while the survivor
+    # passes it; then it dies.
+    out = tmp_path / "shared"
+    out.mkdir()
+    victim = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FIRST_CELL, str(out), *GRID],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert victim.stdout.readline().strip() == "True"
+    exe = [sys.executable, "-m", "benchmark_core.cli.main", *GRID, "--out", str(out)]
+    survivor = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.parquet"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.kill()
+    victim.wait()
+    stdout, stderr = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, stdout + stderr
+    res = read_results([out], strict=True)
+    per_cell = res.frame.groupby("cell_id").status.first()
+    assert len(per_cell) == N_CELLS and (per_cell == "ok").all()
+    assert not list(out.glob(".*.claim"))
 
 
 def test_pip_installed_plugin_shows_up_and_runs_beside_the_builtins(tmp_path):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.common.reference import optimal_isotropic_s2, s2_forward_kl, s2_reverse_kl
 from gbench_plugins.figures.figure1 import figure1, s2_against_pi
+from helpers import grid, registry_with
 from matplotlib.figure import Figure
 
 from benchmark_core.engine.executors import run_grid

@@ -1,4 +1,4 @@
-from conftest import grid, registry_with
+from helpers import grid, registry_with
 
 from benchmark_core.contract import Metric, Objective
 

@@ -9,10 +9,10 @@ import re
 
 import pytest
 import torch
-from conftest import REPO, registry_with
 from gbench_plugins.models.gaussian import FullGaussian, IsotropicGaussian
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.gaussian import GaussianTask
+from helpers import REPO, registry_with
 
 from benchmark_core.conformance import suite as conformance
 from benchmark_core.contract import Estimate, Metric, Model, Objective, Task, hookspecs
@@ -242,8 +242,8 @@ def test_an_objective_whose_smoke_cell_errors_fails():
 class OneLossForAllReplicas(MaximumLikelihood):
     name = "bad_replicas"
 
-    def step_replicas(self, batch, step):
-        return super().step_replicas(batch, step).mean()  # one number, not one per replica
+    def step(self, batch, step):
+        return super().step(batch, step).mean()  # one number, not one per replica
 
 
 def test_an_objective_whose_replica_step_returns_one_loss_fails():

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.common.quadrature import (
     gaussian_log_density,
     integration_box,
@@ -23,6 +22,7 @@ from gbench_plugins.models.gaussian import FullGaussian
 from gbench_plugins.models.mixture import GaussianMixture
 from gbench_plugins.tasks.gaussian import GaussianTask
 from gbench_plugins.tasks.mixture import MixtureTask
+from helpers import grid, registry_with
 
 from benchmark_core.contract import EvalContext, Task
 from benchmark_core.contract.budgets import PROFILES

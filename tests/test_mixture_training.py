@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 import torch
-from conftest import grid, registry_with
+from helpers import grid, registry_with
 
 from benchmark_core.contract.budgets import Budget
 from benchmark_core.engine.runner import run_cell

@@ -8,14 +8,19 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import grid, registry_with
 from gbench_plugins.models.gaussian import FullGaussian
+from gbench_plugins.objectives.adversarial import AdversarialJSPi
+from gbench_plugins.objectives.divergences import ExactJSPi
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.gaussian import GaussianTask
+from helpers import grid, registry_with
 
+from benchmark_core import Model, ModelStack, per_replica
 from benchmark_core.engine.executors import run_grid
-from benchmark_core.engine.replicas import ReplicaStack, group_replicas, run_replicas
-from benchmark_core.engine.runner import run_cell
+from benchmark_core.engine.loop import build
+from benchmark_core.engine.replicas import group_replicas
+from benchmark_core.engine.runner import run_cell, run_work
+from benchmark_core.engine.stack import ReplicaStack
 from benchmark_core.results.store import read_results
 
 CPU = torch.device("cpu")
@@ -31,13 +36,32 @@ class NaNForSeedOne(MaximumLikelihood):
 
     name = "nan_for_seed_one"
 
-    def setup_replicas(self, models, task, budget, params):
-        super().setup_replicas(models, task, budget, params)
+    def setup(self, model, task, budget):
+        super().setup(model, task, budget)
         self.poison = torch.tensor([0.0, math.nan, 0.0])
 
-    def step_replicas(self, batch, step):
-        loss = super().step_replicas(batch, step)
+    def step(self, batch, step):
+        loss = super().step(batch, step)
         return loss + self.poison if step >= 10 else loss
+
+
+class SeesWhatItGets(ExactJSPi):
+    """jspi_exact that writes down what `setup` and `step` were handed."""
+
+    name = "sees_what_it_gets"
+    seen: list = []
+
+    def setup(self, model, task, budget):
+        super().setup(model, task, budget)
+        pi = self.pi.tolist() if isinstance(self.pi, torch.Tensor) else self.pi
+        stacked = isinstance(model, ModelStack)
+        type(self).seen.append(("setup", stacked, isinstance(model, Model), pi))
+
+    def step(self, batch, step):
+        loss = super().step(batch, step)
+        if step == 0:
+            type(self).seen.append(("step", tuple(batch.shape), tuple(loss.shape)))
+        return loss
 
 
 def test_a_stack_calls_every_replica_and_writes_back():
@@ -46,11 +70,25 @@ def test_a_stack_calls_every_replica_and_writes_back():
     models = [FullGaussian(task) for _ in range(3)]
     stack = ReplicaStack(models)
     assert len(stack) == 3 and [p.shape[0] for p in stack.parameters()] == [3, 3, 3]
+    assert isinstance(stack, ModelStack) and not isinstance(models[0], ModelStack)
     x = task.test[:50]
-    together = stack.call("log_prob", torch.stack([x, x + 1, x - 1]))
+    together = stack.log_prob(torch.stack([x, x + 1, x - 1]))
     alone = torch.stack([m.log_prob(v) for m, v in zip(models, (x, x + 1, x - 1), strict=True)])
     torch.testing.assert_close(together, alone.detach())
-    assert stack.call("rsample", 7).shape == (3, 7, 2)
+    torch.testing.assert_close(
+        stack.call("log_prob", torch.stack([x, x, x]))[1], models[1].log_prob(x).detach()
+    )
+    assert stack.rsample(7).shape == (3, 7, 2) and stack.sample(7).shape == (3, 7, 2)
+    assert stack.rsample(7).requires_grad and not stack.sample(7).requires_grad
+    torch.testing.assert_close(stack.mean(), torch.stack([m.mean() for m in models]).detach())
+    # Auxiliary networks (a discriminator per replica) stack the same way.
+    nets = [torch.nn.Linear(2, 1) for _ in range(3)]
+    aux = stack.stack(nets)
+    y = torch.randn(3, 5, 2)
+    torch.testing.assert_close(aux(y), torch.stack([n(v) for n, v in zip(nets, y, strict=True)]))
+    assert [p.shape[0] for p in aux.parameters()] == [3, 3]
+    with pytest.raises(ValueError, match="one module per replica"):
+        stack.stack(nets[:2])
     with torch.no_grad():
         for p in stack.parameters():
             p.add_(1.0)
@@ -66,7 +104,7 @@ def test_replicas_of_ml_give_the_same_numbers_as_cells_run_alone():
     # float rounding: same initialisation, same data order, own metric streams.
     cells = grid(registry_with(), models="gaussian", seeds="3")
     start = time.monotonic()
-    together = run_replicas(cells, CPU)
+    together = run_work(cells, CPU)
     total = time.monotonic() - start
     for cell, outcome in zip(cells, together, strict=True):
         alone = run_cell(cell, CPU)
@@ -77,10 +115,67 @@ def test_replicas_of_ml_give_the_same_numbers_as_cells_run_alone():
         assert (a.cell_id == cell.cell_id).all() and (b.cell_id == cell.cell_id).all()
         pd.testing.assert_series_equal(a.value, b.value, rtol=1e-5, atol=1e-6)
         assert outcome.replicas == [c.cell_id for c in cells]
-    # Each cell is charged its share of the batch's wall time.
+    # Each cell is charged its share of the batch's wall time: the shares add up to no more
+    # than the batch took.
+    assert sum(o.wall_time_s for o in together) <= total
     for outcome in together:
-        assert 0.8 * total / 3 <= outcome.wall_time_s <= total / 3
+        assert outcome.wall_time_s > 0
         assert {r["wall_time_s"] for r in outcome.rows} == {outcome.wall_time_s}
+
+
+def test_a_lone_cell_is_a_stack_of_one_with_the_model_itself():
+    # run_work on one cell is run_cell: the objective gets the model and a [B, d] batch and
+    # returns a 0-d loss; no replicas are recorded.
+    [cell] = grid(registry_with(SeesWhatItGets), objectives="sees_what_it_gets[pi=0.1]")
+    SeesWhatItGets.seen = []
+    [alone] = run_work([cell], CPU)
+    assert alone.status == "ok" and alone.replicas == []
+    assert SeesWhatItGets.seen == [
+        ("setup", False, True, 0.1),
+        ("step", (cell.budget.batch_size, 2), ()),
+    ]
+    pd.testing.assert_frame_equal(
+        frame(alone).drop(columns=["started_at", "wall_time_s"]),
+        frame(run_cell(cell, CPU)).drop(columns=["started_at", "wall_time_s"]),
+    )
+
+
+def test_replica_params_reach_the_objective_as_one_value_per_replica():
+    cells = grid(registry_with(SeesWhatItGets), objectives="sees_what_it_gets[pi=[0.1,0.5,0.99]]")
+    [item] = group_replicas(cells, 32)
+    SeesWhatItGets.seen = []
+    outcomes = run_work(item, CPU)
+    assert [o.status for o in outcomes] == ["ok"] * 3
+    (_, stacked, is_model, pis), step = SeesWhatItGets.seen
+    assert stacked and not is_model
+    assert pis == pytest.approx([0.1, 0.5, 0.99])
+    assert step == ("step", (3, item[0].budget.batch_size, 2), (3,))
+
+
+def test_per_replica_shapes_a_stacked_parameter_and_leaves_a_plain_one():
+    like = torch.zeros(3, 5, 1)
+    assert per_replica(0.5, like) == 0.5
+    pi = torch.tensor([0.1, 0.5, 0.99])
+    assert per_replica(pi, like).shape == (3, 1, 1)
+    assert per_replica(pi, torch.zeros(3, 5)).shape == (3, 1)
+
+
+def test_jspi_replicas_train_one_discriminator_each():
+    cells = grid(registry_with(), objectives="jspi[pi=[0.1,0.5]]", metrics="nll_test")
+    task = GaussianTask()
+    stack, models, objective = build(cells, task, CPU)
+    assert isinstance(stack, ReplicaStack) and len(models) == 2
+    assert isinstance(objective.disc, ReplicaStack) and len(objective.disc) == 2
+    assert objective.pi.tolist() == pytest.approx([0.1, 0.5])
+    expected = [p * math.log(p) + (1 - p) * math.log1p(-p) for p in (0.1, 0.5)]
+    assert objective.offset.tolist() == pytest.approx(expected)
+    loss = objective.step(task.train[torch.randint(0, 1000, (2, 64))], 0)
+    assert loss.shape == (2,) and torch.isfinite(loss).all()
+    # alone, the same objective gets a plain discriminator and a float π
+    model, _, lone = build(cells[:1], task, CPU)
+    assert isinstance(model, Model) and isinstance(lone, AdversarialJSPi) and lone.pi == 0.1
+    assert not isinstance(lone.disc, ReplicaStack) and isinstance(lone.offset, float)
+    assert lone.step(task.train[:64], 0).shape == ()
 
 
 def test_seeds_and_pi_group_but_other_parameters_and_incapable_cells_do_not():
@@ -123,7 +218,7 @@ def test_a_pi_sweep_trains_as_one_and_writes_one_file_per_cell(tmp_path):
 
 def test_a_replica_that_diverges_ends_alone():
     cells = grid(registry_with(NaNForSeedOne), objectives="nan_for_seed_one", seeds="3")
-    outcomes = run_replicas(cells, CPU)
+    outcomes = run_work(cells, CPU)
     assert [o.status for o in outcomes] == ["ok", "diverged", "ok"]
     assert "training loss became nan" in outcomes[1].error
     steps = pd.DataFrame(outcomes[1].rows).step

@@ -89,6 +89,7 @@ def test_estimate_and_rank_formatting() -> None:
     assert format_estimate(math.nan, math.nan) == "–"
     assert format_rank(2.5) == "2.5" and format_rank(1.0) == "1"
     assert format_rank(5 / 3) == "1.67" and format_rank(math.nan) == "–"
+    assert format_rank(1, 3) == "1–3" and format_rank(2, 2) == "2"
     assert reason_summary("Traceback (most recent call last):\n  x\nKeyError: 'a'") == (
         "KeyError: 'a'"
     )
@@ -99,7 +100,9 @@ def test_markdown_shows_arrows_intervals_ranks(board: pd.DataFrame, frame: pd.Da
     text = to_markdown(board, problem_cells(frame))
     assert "`nll_test` ↓" in text and "`precision` ↑" in text
     assert "| `s2` |" in text  # no direction: no arrow, no rank
-    assert "**1.10 ± 0.25 (1)**" in text  # best nll_test in bold with its rank
+    # ml's interval lies below the other three-seed row's, but the one-seed row has no
+    # interval, so ml shares ranks 1-2 with it and nothing is bold
+    assert "| 1.10 ± 0.25 (1–2) |" in text and "**" not in text
     assert "Skipped and failed cells" in text and "ValueError: bad" in text
     # labels are code spans; a pipe inside one is escaped so the table keeps its columns
     assert f"`{EVIL}`" in text
@@ -115,7 +118,7 @@ def test_html_escapes_every_third_party_string(board: pd.DataFrame, frame: pd.Da
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "nll_test ↓" in page and "precision ↑" in page
-    assert "1.10&nbsp;±&nbsp;0.25 (1)" in page  # mean ± interval kept on one line
+    assert "1.10&nbsp;±&nbsp;0.25 (1–2)" in page  # mean ± interval kept on one line
     assert "ValueError: bad" in page  # the traceback is there, folded and escaped
     assert "Content-Security-Policy" in page
 
@@ -130,7 +133,7 @@ def test_rich_tables_print_labels_literally(board: pd.DataFrame, frame: pd.DataF
     assert RICH_MARKUP in printed  # shown as typed, not turned into bold red "x"
     assert "jspi[pi=0.5]" in printed
     assert "nll_test ↓" in printed and "precision ↑" in printed
-    assert "1.10 ± 0.25 (1)" in printed
+    assert "1.10 ± 0.25 (1–2)" in printed
 
 
 def test_csv_keeps_numbers_and_directions(board: pd.DataFrame) -> None:
@@ -148,5 +151,61 @@ def test_json_is_valid_and_null_for_missing(board: pd.DataFrame, frame: pd.DataF
     (task,) = doc["tasks"]
     by_label = {r["objective"]: r for r in doc["tasks"][task]}
     assert by_label["ml"]["metrics"]["nll_test"]["rank"] == 1
+    assert by_label["ml"]["metrics"]["nll_test"]["rank_hi"] == 2
     assert by_label[RICH_MARKUP]["metrics"]["nll_test"]["ci95"] is None  # one seed
     assert doc["problems"][0]["status"] == "error"
+
+
+# --- output that cannot be turned against its reader -----------------------------------------
+
+ESC_LABEL = "ml\x1b]0;owned\x07\x1b[2J\u202egnp.exe"
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"]
+
+
+@pytest.fixture(scope="module")
+def hostile_board() -> pd.DataFrame:
+    data: list[dict] = []
+    for label in [ESC_LABEL, *FORMULAS]:
+        for seed, v in enumerate([-1.5, -1.25, -1.0]):
+            data += rows(label, seed, {"nll_test": v, "precision": 0.5, "s2": 1.0})
+    return leaderboard(pd.DataFrame(data).assign(task_label="gaussian"), DIRECTIONS)
+
+
+def test_no_control_character_reaches_the_terminal(hostile_board: pd.DataFrame) -> None:
+    problems = pd.DataFrame(
+        [
+            {
+                "task_label": "t\x1b[31m",
+                "label": "ml",
+                "model_label": "m\x9b1m",
+                "seed": 0,
+                "status": "error",
+                "reason": "Traceback (most recent call last):\nValueError: \x1b[5mboom",
+                "cell_id": "x",
+            }
+        ]
+    )
+    out = io.StringIO()
+    for table in to_rich(hostile_board, problems):
+        Console(file=out, width=250, color_system=None).print(table)
+    for text in (out.getvalue(), to_markdown(hostile_board, problems)):
+        assert not any(ch in text for ch in "\x1b\x07\x9b\u202e"), repr(text)
+        assert "ml\\x1b]0;owned\\x07\\x1b[2J\\u202egnp.exe" in text  # shown, escaped
+        assert "ValueError: \\x1b[5mboom" in text
+    doc = to_json(hostile_board, problems)
+    assert not any(ch in doc for ch in "\x1b\x07\x9b\u202e")
+    back = json.loads(doc)  # JSON escapes, and reading it back gives the label exactly
+    assert ESC_LABEL in {r["objective"] for r in back["tasks"]["gaussian"]}
+
+
+def test_csv_defuses_formulas_but_keeps_negative_numbers(hostile_board: pd.DataFrame) -> None:
+    text = to_csv(hostile_board)
+    back = pd.read_csv(io.StringIO(text))
+    labels = set(back["label"])
+    for formula in FORMULAS:
+        assert formula not in labels and "'" + formula in labels
+    assert not any(line.startswith(("=", "+", "-", "@")) for line in text.splitlines())
+    assert "\x1b" not in text and "ml\\x1b]0;owned" in text
+    # numbers stay numbers, the negative means included
+    assert back["nll_test ↓ mean"].dtype == float
+    assert back["nll_test ↓ mean"].tolist() == pytest.approx([-1.25] * 5)

@@ -109,7 +109,8 @@ def test_every_third_party_string_is_escaped(page: str) -> None:
 
 def test_page_holds_leaderboard_environment_and_problems(page: str) -> None:
     assert "nll_test ↓" in page and "acc ↑" in page
-    assert "1.1&nbsp;±&nbsp;1.3 (1)" in page  # mean ± interval kept on one line
+    # mean ± interval kept on one line; 1.1 ± 1.3 and 2.1 ± 1.3 overlap: ranks 1-2 shared
+    assert "1.1&nbsp;±&nbsp;1.3 (1–2)" in page
     assert "2025-03-01" in page and "0.1.0" in page and "2.3.1" in page
     problems = page[page.index("Skipped and failed cells") :]
     assert "error" in problems and "skipped" in problems
@@ -132,3 +133,67 @@ def test_mixed_budgets_get_one_leaderboard_each(frame: pd.DataFrame) -> None:
     page = render_report(mixed, DIRECTIONS, None, {})
     assert "budget paper" in page and "budget quick" in page
     assert "<img" not in page
+
+
+# --- what a reader sees first ----------------------------------------------------------------
+
+
+def wide_frame() -> pd.DataFrame:
+    """One task with 20 metrics: the full table is wide, its headline table is not."""
+    data = []
+    for label, shift in (("ml", 0.0), ("other", 1.0)):
+        for seed in range(3):
+            for r in rows(label, seed, 1.0 + shift + seed / 10):
+                data.append(r)
+                data += [
+                    {**r, "metric": f"extra_{i:02d}", "value": r["value"] + i}
+                    for i in range(18)
+                    if r["metric"] == "nll_test"
+                ]
+    return pd.DataFrame(data)
+
+
+def test_headline_figures_then_compact_tables_with_the_full_ones_folded() -> None:
+    directions = {**DIRECTIONS, **{f"extra_{i:02d}": "min" for i in range(18)}}
+    page = render_report(
+        wide_frame(),
+        directions,
+        {"curves": small_figure()},
+        {},
+        headline_figures={"the frontier": small_figure()},
+        headline_metrics={"pairs": ("nll_test", "acc")},
+    )
+    order = [
+        page.index("<h2>Headline figures</h2>"),
+        page.index("the frontier</figcaption>"),
+        page.index("<h2>Leaderboards</h2>"),
+        page.index("<h2>More figures</h2>"),
+        page.index("curves</figcaption>"),
+        page.index("<h2>Environment</h2>"),
+    ]
+    assert order == sorted(order)
+    compact, rest = page.split('<details class="full">', 1)
+    compact = compact[compact.index("<h2>Leaderboards</h2>") :]
+    # the compact table: the two headline metrics, in the declared order, and no other
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", compact)
+    assert heads == ["objective", "model", "seeds", "nll_test ↓", "acc ↑"]
+    # the full table, one click away: all 20 metrics
+    full = rest[: rest.index("</details>")]
+    assert "<summary>All 20 metrics of pairs[k=3]</summary>" in full
+    assert len(re.findall(r"<th[ >]", full)) == 3 + 20
+    assert "extra_17 ↓" in full and "extra_17" not in compact
+    # no average rank, and no rank across tasks
+    assert "avg rank" not in page and "Average rank across tasks" not in page
+
+
+def test_claims_have_a_marked_place_at_the_top(frame: pd.DataFrame) -> None:
+    page = render_report(frame, DIRECTIONS, None, {})
+    place = "<!-- gbench:claims"
+    assert place in page
+    assert page.index(place) < page.index("<h2>Leaderboards</h2>")
+    with_claims = render_report(
+        frame, DIRECTIONS, None, {}, claims_html="<h2>Claims</h2><p>verdict</p>"
+    )
+    assert place not in with_claims
+    top = with_claims.index('<section id="claims"><h2>Claims</h2><p>verdict</p></section>')
+    assert top < with_claims.index("<h2>Leaderboards</h2>")

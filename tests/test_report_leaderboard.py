@@ -169,25 +169,90 @@ def test_one_seed_has_no_interval(board: pd.DataFrame) -> None:
     assert interval95([3.0]) == (3.0, pytest.approx(float("nan"), nan_ok=True), 1)
 
 
-def test_ranks_follow_each_metric_direction(board: pd.DataFrame) -> None:
-    ranks = {label: row(board, GAUSS, label) for label in ("ml", "jspi[pi=0.5]", "reverse_kl")}
-    # lower is better: ascending
-    assert [ranks[k]["nll_test.rank"] for k in ("ml", "jspi[pi=0.5]", "reverse_kl")] == [1, 2, 3]
-    assert [ranks[k]["nll_oracle.rank"] for k in ("ml", "jspi[pi=0.5]", "reverse_kl")] == [3, 2, 1]
-    # higher is better: descending, and ml and jspi tie at 0.75 so share rank 2.5
-    assert [ranks[k]["precision.rank"] for k in ("ml", "jspi[pi=0.5]", "reverse_kl")] == [
-        2.5,
-        2.5,
-        1,
+def test_overlapping_intervals_leave_the_fixture_unranked(board: pd.DataFrame) -> None:
+    # ml 1.1 ± 0.25 (3 seeds), jspi 1.6 ± 1.3 (2 seeds), reverse_kl 2.0 (one seed: no
+    # interval): every pair of intervals overlaps, so all three share ranks 1 to 3.
+    for label in ("ml", "jspi[pi=0.5]", "reverse_kl"):
+        r = row(board, GAUSS, label)
+        assert (r["nll_test.rank"], r["nll_test.rank_hi"]) == (1, 3)
+    assert all(math.isnan(row(board, GAUSS, k)["s2.rank"]) for k in ("ml", "reverse_kl"))
+
+
+def separated_table() -> pd.DataFrame:
+    """Three configurations, three seeds each, spreads far smaller than their differences."""
+    rows: list[dict] = []
+    values = {
+        "a": {"nll_test": [1.0, 1.01, 0.99], "precision": [0.5, 0.51, 0.49], "s2": [1, 2, 3]},
+        "b": {"nll_test": [2.0, 2.01, 1.99], "precision": [0.9, 0.91, 0.89], "s2": [1, 2, 3]},
+        "c": {"nll_test": [3.0, 3.01, 2.99], "precision": [0.9, 0.89, 0.91], "s2": [1, 2, 3]},
+    }
+    for label, metrics in values.items():
+        for seed in range(3):
+            rows += cell(GAUSS, label, seed, {m: v[seed] for m, v in metrics.items()})
+    return pd.DataFrame(rows)
+
+
+def test_ranks_follow_each_metric_direction() -> None:
+    board = leaderboard(separated_table(), DIRECTIONS)
+    ranks = {k: row(board, GAUSS, k) for k in "abc"}
+    # lower is better, every interval apart: ranks 1, 2, 3, each a single rank
+    assert [ranks[k]["nll_test.rank"] for k in "abc"] == [1, 2, 3]
+    assert [ranks[k]["nll_test.rank_hi"] for k in "abc"] == [1, 2, 3]
+    # higher is better; b and c have the same values in another order: they share 1-2
+    assert [(ranks[k]["precision.rank"], ranks[k]["precision.rank_hi"]) for k in "abc"] == [
+        (3, 3),
+        (1, 2),
+        (1, 2),
     ]
-    # no direction: shown, not ranked, not in the average
+    # no direction: shown, not ranked
     assert all(math.isnan(r["s2.rank"]) for r in ranks.values())
-    assert ranks["ml"]["avg_rank"] == pytest.approx((1 + 3 + 2.5) / 3)
-    assert ranks["reverse_kl"]["avg_rank"] == pytest.approx((3 + 1 + 1) / 3)
-    assert ranks["ml"]["n_ranked"] == 3
-    # sorted by average rank within the task
-    gauss = board[board["task_label"] == GAUSS]
-    assert gauss["label"].iloc[0] == "reverse_kl"
+    # sorted by the task's first ranked metric (nll_test, alphabetically first here)
+    assert list(board["label"]) == ["a", "b", "c"]
+
+
+def test_ranks_separate_only_what_the_intervals_separate() -> None:
+    """The issue's case: 0.06 ± 0.12 against 0.06 ± 0.12 ranked (1) and (2); and a chain."""
+    rows: list[dict] = []
+    seeds = {
+        # a KL estimate whose mean is negative is noise around zero, not a best value
+        "neg": [-0.10, 0.12, 0.0],
+        "p": [0.0, 0.12, 0.06],
+        "q": [0.06, 0.0, 0.12],
+        # a chain: x overlaps y, y overlaps z, x does not overlap z
+        "x": [1.0, 1.1, 1.2],
+        "y": [1.3, 1.4, 1.5],
+        "z": [1.6, 1.7, 1.8],
+    }
+    for label, vals in seeds.items():
+        task = GAUSS if label in ("neg", "p", "q") else PAIRS
+        for seed, v in enumerate(vals):
+            rows += cell(task, label, seed, {"kl_forward": v})
+    board = leaderboard(pd.DataFrame(rows), {"kl_forward": "min"})
+    got = {r.label: (r["kl_forward.rank"], r["kl_forward.rank_hi"]) for _, r in board.iterrows()}
+    # the intervals, computed independently, are as the test means them to be
+    half = {k: t_half(v) for k, v in seeds.items()}
+    mean = {k: float(np.mean(v)) for k, v in seeds.items()}
+    assert mean["x"] + half["x"] > mean["y"] - half["y"]  # x and y overlap
+    assert mean["y"] + half["y"] > mean["z"] - half["z"]  # y and z overlap
+    assert mean["x"] + half["x"] < mean["z"] - half["z"]  # x and z do not
+    assert got["neg"] == got["p"] == got["q"] == (1, 3)
+    assert (got["x"], got["y"], got["z"]) == ((1, 2), (1, 3), (2, 3))
+    # nothing is bold: no row is ahead of every other
+    from benchmark_core.reports.formatting import metric_cell
+
+    cells = {r.label: metric_cell(r, "kl_forward", "min") for _, r in board.iterrows()}
+    assert not any(best for _, best in cells.values())
+    assert cells["p"][0].endswith("(1–3)") and cells["y"][0].endswith("(1–3)")
+    assert cells["x"][0].endswith("(1–2)") and cells["z"][0].endswith("(2–3)")
+
+
+def test_a_row_ahead_of_every_other_is_bold() -> None:
+    from benchmark_core.reports.formatting import metric_cell
+
+    board = leaderboard(separated_table(), DIRECTIONS)
+    text, best = metric_cell(row(board, GAUSS, "a"), "nll_test", "min")
+    assert best and text == "1.000 ± 0.025 (1)"
+    assert not metric_cell(row(board, GAUSS, "b"), "precision", "max")[1]  # shares 1-2
 
 
 def test_training_loss_is_not_compared_by_default(board: pd.DataFrame) -> None:
@@ -197,14 +262,32 @@ def test_training_loss_is_not_compared_by_default(board: pd.DataFrame) -> None:
     assert row(with_loss, GAUSS, "ml")["train_loss.mean"] == pytest.approx(9.0)
 
 
-def test_average_rank_across_tasks(board: pd.DataFrame) -> None:
-    ml_pairs = row(board, PAIRS, "ml")
-    rkl_pairs = row(board, PAIRS, "reverse_kl")
-    assert (ml_pairs["nll_test.rank"], rkl_pairs["nll_test.rank"]) == (1, 2)
-    assert ml_pairs["avg_rank_all_tasks"] == pytest.approx(((1 + 3 + 2.5) / 3 + 1) / 2)
-    assert rkl_pairs["avg_rank_all_tasks"] == pytest.approx((5 / 3 + 2) / 2)
-    assert ml_pairs["n_tasks"] == 2
-    assert row(board, GAUSS, "jspi[pi=0.5]")["n_tasks"] == 1
+def test_no_average_rank_by_default_and_never_across_tasks(board: pd.DataFrame) -> None:
+    assert not {"avg_rank", "avg_rank_all_tasks", "n_tasks"} & set(board.columns)
+    # ranks are within a task: pairs' two rows rank against each other only
+    ml, rkl = row(board, PAIRS, "ml"), row(board, PAIRS, "reverse_kl")
+    assert (ml["nll_test.rank"], ml["nll_test.rank_hi"]) == (1, 2)  # 0.6 ± 1.3 vs 1.0 ± 1.3
+    assert (rkl["nll_test.rank"], rkl["nll_test.rank_hi"]) == (1, 2)
+    # on request: per row, the mean of its rank ranges' midpoints over its task's metrics
+    averaged = leaderboard(separated_table(), DIRECTIONS, average_rank=True)
+    a, b = row(averaged, GAUSS, "a"), row(averaged, GAUSS, "b")
+    assert a["avg_rank"] == pytest.approx((1 + 3) / 2) and a["n_ranked"] == 2
+    assert b["avg_rank"] == pytest.approx((2 + 1.5) / 2)
+    assert "avg_rank_all_tasks" not in averaged.columns
+
+
+def test_headline_metrics_choose_each_tasks_columns() -> None:
+    headline = {"gaussian": ("nll_oracle", "absent", "nll_test"), "pairs": ("absent",)}
+    board = leaderboard(table(), DIRECTIONS, headline=headline)
+    # the declared order, without the metric that has no values
+    assert board.attrs["task_metrics"][GAUSS] == ["nll_oracle", "nll_test"]
+    # a task none of whose headline metrics has values shows all it has
+    assert board.attrs["task_metrics"][PAIRS] == ["nll_test"]
+    assert "precision.mean" not in board.columns  # not a headline metric of any task
+    every = leaderboard(table(), DIRECTIONS)
+    assert every.attrs["task_metrics"][GAUSS] == ["nll_oracle", "nll_test", "precision", "s2"]
+    asked = leaderboard(table(), DIRECTIONS, metrics=["precision"], headline=headline)
+    assert asked.attrs["task_metrics"] == {GAUSS: ["precision"], PAIRS: []}
 
 
 def test_a_rerun_cell_counts_once_and_is_not_a_problem(board: pd.DataFrame) -> None:
@@ -227,7 +310,7 @@ def test_filters_match_names_or_labels() -> None:
     assert set(only["task_label"]) == {PAIRS}
     jspi = leaderboard(table(), DIRECTIONS, objectives="jspi")
     assert set(jspi["label"]) == {"jspi[pi=0.5]"}
-    assert jspi["nll_test.rank"].iloc[0] == 1
+    assert (jspi["nll_test.rank"].iloc[0], jspi["nll_test.rank_hi"].iloc[0]) == (1, 1)
     assert leaderboard(table(), DIRECTIONS, task=GAUSS, models=["nope"]).empty
 
 

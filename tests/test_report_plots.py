@@ -168,11 +168,23 @@ def test_frontier_without_a_direction_is_refused(df: pd.DataFrame) -> None:
 
 
 def test_several_tasks_need_a_choice(df: pd.DataFrame) -> None:
-    other = df.assign(task_label="pairs[k=3]", task="pairs", cell_id=df["cell_id"] + "-pairs")
+    other = df.assign(
+        task_label="pairs[k=3]", task="pairs", cell_id=df["cell_id"] + "-pairs", value=2 * df.value
+    )
     both = pd.concat([df, other])
     with pytest.raises(ValueError, match="one task at a time"):
         plot_sweep(both, "s2", "pi", DIRECTIONS)
-    assert isinstance(plot_sweep(both, "s2", "pi", DIRECTIONS, task="pairs"), Figure)
+    # The chosen task's values are drawn, and only them: every line is twice the first task's.
+    alone, pairs = (
+        plot_sweep(df, "s2", "pi", DIRECTIONS),
+        plot_sweep(both, "s2", "pi", DIRECTIONS, task="pairs"),
+    )
+    lines = [
+        [np.asarray(ln.get_ydata(), float) for ln in f.axes[0].get_lines()] for f in (alone, pairs)
+    ]
+    assert len(lines[0]) == len(lines[1]) >= 3
+    for a, b in zip(*lines, strict=True):
+        np.testing.assert_allclose(b, 2 * a)
 
 
 def test_pareto_front_respects_directions() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import numpy as np
 import pytest
@@ -149,13 +148,3 @@ def test_tensor_and_list_inputs_agree() -> None:
     assert self_bleu(cands) == self_bleu(cands.tolist())
     with pytest.raises(ValueError, match="2-D"):
         corpus_bleu(cands[0], refs)
-
-
-def test_thousand_by_thousand_is_fast() -> None:
-    gen = torch.Generator().manual_seed(0)
-    cands = torch.randint(0, 5000, (1000, 20), generator=gen)
-    refs = torch.randint(0, 5000, (1000, 20), generator=gen)
-    start = time.perf_counter()
-    corpus_bleu(cands, refs)
-    self_bleu(cands)
-    assert time.perf_counter() - start < 10.0  # about 0.3 s on a free 2-core CPU

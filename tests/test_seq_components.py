@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import registry_with
 from gbench_plugins.common.pairs import dirichlet_table
 from gbench_plugins.models.sequence import LSTMModel, TabularModel
 from gbench_plugins.tasks.pairs import PairsTask
+from helpers import registry_with
 
 from benchmark_core.contract import Task
 from benchmark_core.contract.errors import UsageError
@@ -130,7 +130,7 @@ def test_schedules_follow_bengio_et_al():
 
 
 def test_misuse_is_refused_or_skipped_before_anything_runs():
-    from conftest import grid
+    from helpers import grid
 
     reg = registry_with()
     with pytest.raises(UsageError, match="exponential schedule needs k < 1"):
@@ -170,7 +170,7 @@ def test_scheduled_sampling_steps_with_a_schedule_and_argmax_feeding():
 
 @pytest.mark.parametrize("cls", [TabularModel, LSTMModel])
 def test_fed_log_probs_agree_with_teacher_forcing_and_with_stepping(cls):
-    from gbench_plugins.models.sequence import AutoregressiveModel
+    from benchmark_core import AutoregressiveModel
 
     torch.manual_seed(1)
     task = PairsTask(k=5)
@@ -186,7 +186,7 @@ def test_fed_log_probs_agree_with_teacher_forcing_and_with_stepping(cls):
 
 
 def test_categorical_draws_follow_the_probabilities_and_skip_zero_mass():
-    from gbench_plugins.models.sequence import categorical
+    from benchmark_core.contract import categorical
 
     torch.manual_seed(0)
     probs = torch.tensor([[0.0, 0.2, 0.0, 0.8]]).repeat(40_000, 1)

@@ -89,8 +89,10 @@ def test_text_task_has_separate_seeded_sets_and_exact_log_p():
     b = TextTask(vocab=30, length=5, n_train=200, n_test=200, seed=1)
     assert torch.equal(a.train, b.train) and a.fingerprint == b.fingerprint
     assert not torch.equal(a.train, a.test)
-    torch.testing.assert_close(a.log_prob(a.test), a.test_log_prob, rtol=1e-5, atol=1e-4)
-    assert 0 < a.entropy_rate.value < math.log(30)
+    # The held-out set's log P kept from the sampling pass is the exact, rescored one.
+    torch.testing.assert_close(a.log_prob(a.test), a.test_log_prob(), rtol=1e-5, atol=1e-4)
+    rate = EntropyP().compute(None, a, ctx())["entropy_rate_p"]
+    assert 0 < rate.value < math.log(30) and rate.stderr > 0
     assert TextTask(vocab=30, length=5, n_train=2, n_test=2, seed=2).fingerprint != a.fingerprint
 
 

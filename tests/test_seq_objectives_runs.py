@@ -7,7 +7,7 @@ before training.
 
 import pytest
 import torch
-from conftest import grid, registry_with
+from helpers import grid, registry_with
 
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.results.store import read_results

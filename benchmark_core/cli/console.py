@@ -22,6 +22,7 @@ STATUS_STYLE = {
     "done earlier": "cyan",
     "running elsewhere": "cyan",
     "error": "red",
+    "metric_error": "red",
     "diverged": "magenta",
     "timeout": "yellow",
     "interrupted": "yellow",

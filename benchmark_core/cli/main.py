@@ -1,8 +1,8 @@
 """The ``gbench`` command line: parses options and delegates; nothing else lives here.
 
 Exit codes: 0 when every cell is ok or skipped, 1 when any cell failed (error, diverged,
-timeout) or a plugin or results file is broken, 2 for a usage error (nothing was run), and
-130 when interrupted by Ctrl-C or SIGTERM.
+timeout, metric_error: it trained but a metric raised) or a plugin or results file is broken,
+2 for a usage error (nothing was run), and 130 when interrupted by Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations

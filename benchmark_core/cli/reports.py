@@ -5,6 +5,13 @@ Each reads one or more results folders (default ``results/``), names every unrea
 stderr and goes on with the rest, and turns bad input (a folder with no results, a task,
 metric or parameter that is not in them) into a :class:`UsageError`, exit code 2, whose
 message lists what is there.
+
+The reports read results, never the plugin registry; what plugins declare about showing their
+components (a metric's frontier pairs, :attr:`Metric.frontier`; a task's headline metrics,
+:attr:`Task.headline_metrics`) is gathered here, from the registry, and passed to the report
+functions (:func:`frontier_pairs`, :func:`headline_metrics`). See
+:mod:`benchmark_core.reports.figures` for why these travel this way rather than in the
+results' metadata.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from benchmark_core.reports.inputs import (
     write_text,
 )
 from benchmark_core.reports.plot_kinds import PLOT_KINDS, PlotKind, PlotRequest
+from benchmark_core.reports.safe_text import printable
 
 FORMATS = ("rich", "markdown", "csv", "html", "json")
 SUFFIX_FORMATS = {".md": "markdown", ".csv": "csv", ".html": "html", ".htm": "html"}
@@ -48,10 +56,13 @@ SUFFIX_FORMATS |= {".json": "json", ".txt": "rich"}
 
 def _problem_lines(problems: pd.DataFrame) -> list[str]:
     from benchmark_core.reports.formatting import reason_summary
+    from benchmark_core.reports.safe_text import printable
 
     return [
-        f"  {r.task_label} · {r.label} · {r.model_label} · seed {r.seed}: {r.status}: "
-        f"{reason_summary(r.reason)}"
+        printable(
+            f"  {r.task_label} · {r.label} · {r.model_label} · seed {r.seed}: {r.status}: "
+            f"{reason_summary(r.reason)}"
+        )
         for r in problems.itertuples()
     ]
 
@@ -82,6 +93,16 @@ def render_board(board: pd.DataFrame, problems: pd.DataFrame, fmt: str, width: i
 @filter_options
 @click.option("--metric", "metrics", multiple=True, help="Metrics to show (repeat or a,b).")
 @click.option(
+    "--all-metrics",
+    is_flag=True,
+    help="Show every metric (default: the headline metrics each task declares).",
+)
+@click.option(
+    "--average-rank",
+    is_flag=True,
+    help="Add each row's mean rank over the metrics shown (correlated metrics outvote others).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
@@ -97,23 +118,33 @@ def leaderboard_command(
     objectives: tuple[str, ...],
     budget: str | None,
     metrics: tuple[str, ...],
+    all_metrics: bool,
+    average_rank: bool,
     fmt: str | None,
     output: str | None,
 ) -> None:
     """Per task, mean ± 95% interval over seeds of each metric at the final step, and ranks.
 
-    RESULTS are folders or files written by `gbench run` (default: results/). Skipped and
+    RESULTS are folders or files written by `gbench run` (default: results/). Each task shows
+    the headline metrics it declares (--all-metrics or --metric for others). A rank separates
+    two rows only when their 95% intervals do not overlap; ranks are per task. Skipped and
     failed cells are listed under the table (on stderr for CSV).
     """
+    from benchmark_core.registry import get_registry
     from benchmark_core.reports.leaderboard import leaderboard, problem_cells
 
+    chosen = split_names(metrics) or None
+    if chosen and all_metrics:
+        raise UsageError("--metric and --all-metrics choose the metrics two ways; pass one.")
     read = load_results(results)
     df = filter_frame(read.frame, tasks, models, objectives, budget)
-    chosen = split_names(metrics) or None
     if chosen:
         check_metrics(df, chosen)
+    headline = None if all_metrics or chosen else headline_metrics(get_registry())
     with warnings_to_stderr():
-        board = leaderboard(df, read.directions, metrics=chosen)
+        board = leaderboard(
+            df, read.directions, metrics=chosen, headline=headline, average_rank=average_rank
+        )
     problems = problem_cells(df)
     if fmt is None:
         suffix = Path(output).suffix.lower() if output else ""
@@ -137,7 +168,7 @@ def leaderboard_command(
         click.echo(text, nl=not text.endswith("\n"))
         return
     write_text(Path(output), text)
-    click.echo(output)
+    click.echo(printable(output))
 
 
 # --- gbench plot -----------------------------------------------------------------------------
@@ -158,7 +189,7 @@ def _plot_help() -> str:
 @results_argument
 @filter_options
 @click.option("--metric", "metrics", multiple=True, help="Metric(s) (repeat or a,b).")
-@click.option("--param", default=None, help="sweep: the swept parameter (pi, objective.lr).")
+@click.option("--param", default=None, help="sweep: the swept parameter (lr, objective.lr).")
 @click.option("--x", "x", default=None, help="frontier: the metric on the x axis.")
 @click.option("--y", "y", default=None, help="frontier: the metric on the y axis.")
 @click.option("--logx", is_flag=True, help="sweep: logarithmic x axis.")
@@ -205,7 +236,7 @@ def plot_command(
     except OSError as exc:
         raise UsageError(f"cannot write {stem}.png: {exc.strerror}.") from None
     for path in paths:
-        click.echo(str(path))
+        click.echo(printable(path))
 
 
 # --- gbench report ---------------------------------------------------------------------------
@@ -279,21 +310,27 @@ def report_command(
     title: str,
     images: str,
 ) -> None:
-    """Write one self-contained HTML page: leaderboards, figures, environment, problem cells.
+    """Write one self-contained HTML page: figures, leaderboards, environment, problem cells.
 
-    The figures are chosen from what the results hold: training curves of the main metrics,
-    each swept objective or model parameter against them, and the quality-coverage frontier
-    when both metrics are there. The page loads nothing from the network.
+    First the headline figures (those plugins add, and the quality-coverage frontiers the
+    metrics declare), then per task a compact table of its headline metrics with the full one
+    folded under it, then figures chosen from what the results hold (training curves, each
+    swept objective or model parameter). The page loads nothing from the network.
     """
-    from benchmark_core.reports.figures import default_figures
+    from benchmark_core.registry import get_registry
+    from benchmark_core.reports.figures import default_figures, frontier_figures
     from benchmark_core.reports.html_report import render_report
 
     read = load_results(results)
     df = filter_frame(read.frame, tasks, models, objectives, budget, one_budget=False)
-    figures, notes = default_figures(df, read.directions)
-    figures.update(_plugin_figures(df, read.directions))
+    registry = get_registry()
+    headline = _plugin_figures(df, read.directions, registry)
+    frontiers, notes = frontier_figures(df, read.directions, frontier_pairs(registry))
+    headline.update(frontiers)
+    figures, more_notes = default_figures(df, read.directions)
+    notes += more_notes
     for note in notes:
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {printable(note)}", err=True)
     from benchmark_core.cli.claims import claims_section_for
 
     with warnings_to_stderr():
@@ -305,19 +342,48 @@ def report_command(
             title=title,
             image_format=images,
             figure_notes=notes,
-            claims=claims_section_for(df),
+            headline_figures=headline,
+            headline_metrics=headline_metrics(registry),
+            claims_html=claims_section_for(df),
         )
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
-    click.echo(str(out))
+    click.echo(printable(out))
 
 
-def _plugin_figures(df: Any, directions: dict[str, str]) -> dict[str, Any]:
-    """Figures of the plot kinds plugins added (Figure 1, say), for each task they can draw."""
-    from benchmark_core.registry import get_registry
+def headline_metrics(registry: Any) -> dict[str, tuple[str, ...]]:
+    """Task name -> the headline metrics it declares (:attr:`Task.headline_metrics`)."""
+    out = {}
+    for name, entry in registry.of_kind("task").items():
+        declared = getattr(entry.cls, "headline_metrics", ()) or ()
+        if isinstance(declared, list | tuple) and all(isinstance(m, str) for m in declared):
+            out[name] = tuple(declared)
+    return out
 
+
+def frontier_pairs(registry: Any) -> list[tuple[str, str]]:
+    """The ``(coverage, quality)`` pairs that the loaded metrics declare, in registry order."""
+    pairs = []
+    for entry in registry.of_kind("metric").values():
+        frontier = getattr(entry.cls, "frontier", None) or {}
+        if isinstance(frontier, dict):  # a malformed declaration draws nothing rather than fail
+            pairs += [(str(c), str(q)) for q, c in frontier.items()]
+    return list(dict.fromkeys(pairs))
+
+
+def _plugin_figures(df: Any, directions: dict[str, str], registry: Any) -> dict[str, Any]:
+    """Figures of the plot kinds plugins added (Figure 1, say), for each task they can draw.
+
+    The standard kinds (sweep, curves, frontier) need choices the report makes itself, from
+    what the results hold (:func:`benchmark_core.reports.figures.default_figures`).
+    """
+    from benchmark_core.reports.plot_kinds import STANDARD_KINDS
+
+    standard = {draw for draw, _, _ in STANDARD_KINDS.values()}
     figures = {}
-    for draw, help_text, _, _ in get_registry().plots.values():
+    for draw, help_text, _, _ in registry.plots.values():
+        if draw in standard:
+            continue
         for task in sorted(df["task_label"].dropna().unique()):
             try:
                 fig, _ = draw(df[df["task_label"] == task], directions, PlotRequest())

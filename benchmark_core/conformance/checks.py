@@ -10,6 +10,15 @@ from typing import Any
 import torch
 
 from benchmark_core.conformance.density import sequence_problems, vector_problems
+from benchmark_core.conformance.interfaces import (
+    check_autoregressive,
+    check_moments,
+    check_objective_provides,
+    check_task_shape,
+    check_test_log_prob,
+    check_token_log_probs,
+    check_vmap,
+)
 from benchmark_core.conformance.runs import (
     DIRECTIONS,
     check_metric_requirements,
@@ -19,14 +28,18 @@ from benchmark_core.conformance.runs import (
     check_smoke_cell,
 )
 from benchmark_core.conformance.suite import Check, NotApplicable, Workbench, build_model, fail
-from benchmark_core.contract import KINDS, Model, Task
+from benchmark_core.contract import (
+    KINDS,
+    MODEL_CAPABILITIES,
+    OBJECTIVE_CAPABILITIES,
+    TASK_CAPABILITIES,
+    Model,
+    Task,
+)
 from benchmark_core.contract.budgets import PROFILES, Budget
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.contract.params import Param
 from benchmark_core.registry import Entry
-
-TASK_CAPS = frozenset({"log_prob", "sample", "enumerable"})
-MODEL_CAPS = frozenset({"log_prob", "sample", "rsample", "autoregressive", "moments", "vmap"})
 
 
 def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
@@ -38,7 +51,8 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
     checks = [make("declarations", check_declarations), make("params", check_params)]
     cls = entry.cls
     if entry.kind == "task":
-        checks += [make("data", check_task_data), make("capabilities", check_task_capabilities)]
+        checks += [make("data", check_task_data), make("shape", check_task_shape)]
+        checks.append(make("capabilities", check_task_capabilities))
         checks.append(make("density", check_task_density))
         return checks
     kinds = sorted(k for k in KINDS if k in getattr(cls, "kinds", ()))
@@ -49,6 +63,8 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         elif entry.kind == "objective":
             checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell, kind))
             checks.append(make(f"requirements[{kind}]", check_objective_requirements, kind))
+            if cls.provides:
+                checks.append(make(f"provides[{kind}]", check_objective_provides, kind))
             if kind in cls.replica_kinds:
                 checks.append(make(f"replicas[{kind}]", check_replicas, kind))
         else:
@@ -79,15 +95,24 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
     if entry.kind == "task":
         if cls.kind not in KINDS:
             raise fail(entry, f"kind={cls.kind!r}", f"must be one of {', '.join(KINDS)}")
-        subset("provides", cls.provides, TASK_CAPS)
+        subset("provides", cls.provides, TASK_CAPABILITIES)
     else:
         if not cls.kinds:
             raise fail(entry, "kinds", "is empty: the component can run on no task")
         subset("kinds", cls.kinds, KINDS)
     if entry.kind == "model":
-        subset("provides", cls.provides, MODEL_CAPS)
+        subset("provides", cls.provides, MODEL_CAPABILITIES)
+    if entry.kind == "objective":
+        subset("provides", cls.provides, OBJECTIVE_CAPABILITIES)
+        if cls.objective_requires:
+            raise fail(entry, "objective_requires", "is for metrics; an objective needs none")
+    if entry.kind == "metric":
+        subset("objective_requires", cls.objective_requires, OBJECTIVE_CAPABILITIES)
     if entry.kind in ("objective", "metric"):
-        for attr, caps in (("task_requires", TASK_CAPS), ("model_requires", MODEL_CAPS)):
+        for attr, caps in (
+            ("task_requires", TASK_CAPABILITIES),
+            ("model_requires", MODEL_CAPABILITIES),
+        ):
             req = getattr(cls, attr)
             if isinstance(req, dict):
                 subset(f"{attr} keys", req, KINDS)
@@ -180,11 +205,8 @@ def check_params(entry: Entry, bench: Workbench) -> None:
 
 
 def _vocab(task: Any) -> int | None:
-    for attr in ("vocab_size", "vocab"):
-        value = getattr(task, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
+    value = getattr(task, "vocab_size", None)  # checked by check_task_shape
+    return value if isinstance(value, int) else None
 
 
 def _check_rows(entry: Entry, decl: str, x: Any, task: Task, what: str, n: int | None) -> None:
@@ -242,11 +264,15 @@ def check_task_capabilities(entry: Entry, bench: Workbench) -> None:
     task = bench.task(entry)
     provides = entry.cls.provides
     _check_log_prob(entry, task, provides)
+    if "log_prob" in provides:
+        check_test_log_prob(entry, task)
     if "sample" in provides:
         torch.manual_seed(0)
         _check_rows(entry, "provides 'sample'", task.sample(64), task, "sample(64)", 64)
     if "enumerable" in provides and task.kind == "sequence" and _vocab(task) is None:
         raise fail(entry, "provides 'enumerable'", "the task has no integer vocab_size attribute")
+    if "token_log_prob" in provides:
+        check_token_log_probs(entry, task)
 
 
 def _check_log_prob(entry: Entry, dist: Any, provides: frozenset[str], task: Any = None) -> None:
@@ -321,66 +347,11 @@ def check_model_capabilities(entry: Entry, bench: Workbench, kind: str) -> None:
                         "rsample() carries no gradient to the parameters",
                     )
         if "moments" in provides:
-            _check_moments(entry, model, task)
+            check_moments(entry, model, task)
         if "vmap" in provides:
-            _check_vmap(entry, task, model, build_model(entry, task))
-
-
-def _check_vmap(entry: Entry, task: Task, *models: Model) -> None:
-    """Two replicas stacked: vmapped log_prob equals each model's own; samples are per replica."""
-    from benchmark_core.engine.replicas import ReplicaStack
-
-    decl = "provides 'vmap'"
-    stack = ReplicaStack(models)
-    x = task.test[:16]
-    try:
-        stacked = (
-            stack.call("log_prob", torch.stack([x, x]))
-            if "log_prob" in entry.cls.provides
-            else None
-        )
-        drawn = stack.call("sample", 8) if "sample" in entry.cls.provides else None
-    except Exception as exc:  # vmap refuses many in-place and data-dependent operations
-        raise fail(entry, decl, f"a method failed under torch.func.vmap: {exc}") from None
-    if stacked is not None:
-        with torch.no_grad():
-            alone = torch.stack([m.log_prob(x) for m in models])
-        if stacked.shape != alone.shape or not torch.allclose(stacked, alone, atol=1e-5, rtol=1e-5):
-            raise fail(entry, decl, "log_prob under vmap differs from each replica's own log_prob")
-    if drawn is not None and tuple(drawn.shape[:2]) != (2, 8):
-        raise fail(
-            entry, decl, f"sample(8) on 2 replicas gave shape {tuple(drawn.shape)}, not (2, 8, ...)"
-        )
-
-
-def _check_moments(entry: Entry, model: Model, task: Task) -> None:
-    decl = "provides 'moments'"
-    with torch.no_grad():
-        mean, cov = model.mean().double(), model.covariance().double()
-        d = task.train.shape[1]
-        if mean.shape != (d,) or cov.shape != (d, d):
-            raise fail(
-                entry,
-                decl,
-                f"mean() {tuple(mean.shape)} / covariance() "
-                f"{tuple(cov.shape)} do not match the dimension {d}",
-            )
-        if not torch.allclose(cov, cov.T, atol=1e-6) or torch.linalg.eigvalsh(cov).min() < -1e-6:
-            raise fail(entry, decl, "covariance() is not symmetric positive semi-definite")
-        if "sample" not in entry.cls.provides and "rsample" not in entry.cls.provides:
-            return
-        torch.manual_seed(1)
-        x = model.sample(8192).double()
-    se = (torch.diagonal(cov) / len(x)).sqrt()
-    if ((x.mean(0) - mean).abs() > 5 * se + 1e-3).any():
-        raise fail(
-            entry, decl, f"mean() is {mean.tolist()} but the samples' mean is {x.mean(0).tolist()}"
-        )
-    emp = torch.cov(x.T).reshape(d, d)
-    if torch.linalg.matrix_norm(emp - cov) > 0.1 * torch.linalg.matrix_norm(cov) + 1e-3:
-        raise fail(
-            entry, decl, f"covariance() is {cov.tolist()} but the samples' is {emp.tolist()}"
-        )
+            check_vmap(entry, task, model, build_model(entry, task))
+        if "autoregressive" in provides:
+            check_autoregressive(entry, model, task)
 
 
 def check_model_density(entry: Entry, bench: Workbench, kind: str) -> None:

@@ -1,8 +1,9 @@
 """Proxies that expose only the declared capabilities of a model or a task.
 
 An objective or a metric that declares ``model_requires = {"log_prob"}`` is run against a
-model whose other capability methods (``sample``, ``rsample``, ``mean``...) record the call
-and raise; its ``provides`` shows only what was declared, so code that branches on
+model whose other capability methods (``sample``, ``rsample``, ``mean``, the autoregressive
+``step``...) record the call and raise (likewise a task's, and for a metric the objective's
+``feed_eps``); its ``provides`` shows only what was declared, so code that branches on
 ``"moments" in model.provides`` takes its fallback. Everything else (parameters, ``train``,
 ``test``, shapes) passes through unchanged.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark_core.contract.autoregressive import AUTOREGRESSIVE_METHODS
+
 #: method -> the capability that licenses calling it
 MODEL_METHODS = {
     "log_prob": "log_prob",
@@ -18,8 +21,16 @@ MODEL_METHODS = {
     "rsample": "rsample",
     "mean": "moments",
     "covariance": "moments",
+    **{m: "autoregressive" for m in AUTOREGRESSIVE_METHODS if m != "log_prob"},
 }
-TASK_METHODS = {"log_prob": "log_prob", "sample": "sample"}
+TASK_METHODS = {
+    "log_prob": "log_prob",
+    "test_log_prob": "log_prob",
+    "sample": "sample",
+    "enumerate": "enumerable",
+    "token_log_probs": "token_log_prob",
+}
+OBJECTIVE_METHODS = {"feed_eps": "feed_eps"}
 
 #: Declaring the left capability licenses the right ones too: ``Model.sample`` defaults to
 #: ``rsample`` without gradients, so a model that can rsample can sample.

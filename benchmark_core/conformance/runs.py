@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from benchmark_core.conformance.proxy import (
     MODEL_METHODS,
+    OBJECTIVE_METHODS,
     TASK_METHODS,
     Restricted,
     UndeclaredCapability,
@@ -51,9 +53,10 @@ def check_smoke_cell(entry: Entry, bench: Workbench, kind: str) -> None:
 
 
 def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:
-    """Three replicas (seeds 0-2) train as one stack for a few steps and each ends ok."""
+    """Three replicas (seeds 0-2) train as one stack for a few steps and each ends ok: the
+    objective's one ``step`` takes a `ModelStack` and a batch [3, B, ...] and returns [3]."""
     from benchmark_core.engine.grid import Cell
-    from benchmark_core.engine.replicas import run_replicas
+    from benchmark_core.engine.runner import run_work
     from benchmark_core.engine.selection import Configured
 
     task_e, model_e = bench.pair_for(entry, kind, needs=frozenset({"vmap"}))
@@ -62,7 +65,7 @@ def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:
     budget = smoke_budget(task_e.cls, entry.cls)
     cells = [Cell(*confs, (), seed, budget) for seed in range(3)]
     with torch.random.fork_rng(devices=[]):
-        outcomes = run_replicas(cells, CPU, task_cache=bench.cache)
+        outcomes = run_work(cells, CPU, task_cache=bench.cache)
     for outcome in outcomes:
         if outcome.status != "ok":
             tail = (outcome.error or "").strip().splitlines()[-1:] or [""]
@@ -76,7 +79,7 @@ def _requirements_decl(
     task_needs, model_needs = entry.cls.requirements(kind)
     role, method, cap = violations[0]
     attr = f"{role}_requires"
-    needs = model_needs if role == "model" else task_needs
+    needs = {"model": model_needs, "task": task_needs}.get(role, entry.cls.objective_requires)
     return (
         f"{attr}={sorted(needs)} on {kind} tasks",
         f"it called {role}.{method}(), which needs the {role}'s {CAPABILITIES.get(cap, cap)}; "
@@ -128,10 +131,12 @@ def check_objective_requirements(entry: Entry, bench: Workbench, kind: str) -> N
 # --- metrics ---------------------------------------------------------------------------
 
 
-def _context(bench: Workbench, task_e: Entry, model_e: Entry, model: Any, task: Any) -> EvalContext:
+def _context(
+    bench: Workbench, task_e: Entry, model_e: Entry, model: Any, task: Any, needs: frozenset[str]
+) -> EvalContext:
     budget = smoke_budget(task_e.cls)
     objective = None
-    obj_e = bench.objective_for(task_e, model_e)
+    obj_e = bench.objective_for(task_e, model_e, needs)
     if obj_e is not None:
         objective = obj_e.cls()
         objective.setup(model, task, smoke_budget(task_e.cls, obj_e.cls))
@@ -171,12 +176,18 @@ def _metric_names(entry: Entry, bench: Workbench, kind: str, restrict: bool) -> 
         violations: list[tuple[str, str, str]] = []
         with torch.random.fork_rng(devices=[]):
             model = build_model(model_e, task, seed)
-            ctx = _context(bench, task_e, model_e, model, task)
+            obj_needs = entry.cls.objective_requires
+            ctx = _context(bench, task_e, model_e, model, task, obj_needs)
             model.eval()
             m, t = model, task
             if restrict:
                 m = Restricted(model, model_needs, MODEL_METHODS, "model", violations)
                 t = Restricted(task, task_needs, TASK_METHODS, "task", violations)
+                if ctx.objective is not None:
+                    o = Restricted(
+                        ctx.objective, obj_needs, OBJECTIVE_METHODS, "objective", violations
+                    )
+                    ctx = replace(ctx, objective=o)
             metric: Metric = entry.cls()
             torch.manual_seed(seed)
             try:
@@ -218,8 +229,10 @@ def check_metric_values(entry: Entry, bench: Workbench, kind: str) -> None:
 def check_metric_requirements(entry: Entry, bench: Workbench, kind: str) -> None:
     """With only its declared capabilities visible, the metric runs and returns the same names."""
     key = ("names", entry.name, kind)
-    full = (bench.memo.get(key) or _metric_names(entry, bench, kind, restrict=False))[0]
+    # Restricted first: a call to an undeclared capability is reported as such, not as the
+    # error it may cause on a partner that lacks the capability.
     restricted = _metric_names(entry, bench, kind, restrict=True)[0]
+    full = (bench.memo.get(key) or _metric_names(entry, bench, kind, restrict=False))[0]
     if full != restricted:
         raise fail(
             entry,

@@ -15,7 +15,8 @@ each declaration into a check that runs in a second on the CPU:
 - ``density[KIND]``: log_prob agrees with the samples (see :mod:`.conformance_density`);
 - ``smoke_cell[KIND]``: the objective trains a compatible (task, model) pair for a few steps
   through the real runner on the CPU;
-- ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack;
+- ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack
+  through the objective's one ``step``, which must return one loss per replica;
 - ``requirements[KIND]``: run against proxies that expose only the declared capabilities,
   the objective or metric never calls an undeclared one;
 - ``values[KIND]``: a metric returns finite-or-NaN values under stable names, each with a
@@ -238,11 +239,20 @@ class Workbench:
             raise NotApplicable(f"no installed model can be built for task {task.name}")
         return models[0]
 
-    def objective_for(self, task: Entry, model: Entry) -> Entry | None:
-        """Any objective that can train (task, model), for metrics that read the context."""
+    def objective_for(
+        self, task: Entry, model: Entry, needs: frozenset[str] = frozenset()
+    ) -> Entry | None:
+        """Any objective that can train (task, model) and provides ``needs``, for metrics
+        that read the context (None when none is needed and none is installed)."""
         for _, entry in sorted(self.registry.of_kind("objective").items()):
-            if incompatibility(entry.cls, task.cls, model.cls) is None:
+            if needs <= entry.cls.provides and (
+                incompatibility(entry.cls, task.cls, model.cls) is None
+            ):
                 return entry
+        if needs:
+            raise NotApplicable(
+                f"no installed objective provides {sorted(needs)} on ({task.name}, {model.name})"
+            )
         return None
 
 

@@ -313,6 +313,8 @@ class Claim:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: Always empty: the registry checks every kind's parameters, and a claim has none.
+    param_spec: ClassVar[dict[str, Any]] = {}
     statement: ClassVar[str] = ""
     source: ClassVar[str] = ""
     science: ClassVar[str] = ""

@@ -18,8 +18,17 @@ CAPABILITIES = {
     "autoregressive": "step-wise autoregressive interface",
     "moments": "closed-form moments (mean, covariance)",
     "enumerable": "enumerable sample space",
+    "token_log_prob": "per-token log-probabilities (token_log_probs)",
+    "feed_eps": "probability of feeding the true symbol (feed_eps)",
     "vmap": "methods that run under torch.func.vmap (replicas trained as one model)",
 }
+
+#: The capabilities each role may declare in ``provides`` (and others in their ``*_requires``).
+TASK_CAPABILITIES = frozenset({"log_prob", "sample", "enumerable", "token_log_prob"})
+MODEL_CAPABILITIES = frozenset(
+    {"log_prob", "sample", "rsample", "autoregressive", "moments", "vmap"}
+)
+OBJECTIVE_CAPABILITIES = frozenset({"feed_eps"})
 
 
 class Component:

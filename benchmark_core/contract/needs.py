@@ -21,11 +21,14 @@ class Needs(Component):
     ``model_requires`` and ``task_requires`` are sets of capabilities, or dicts from task
     kind to such sets when the needs differ by kind (an adversarial objective needs
     reparameterised samples on vectors but a density and a sampler on sequences).
+    ``objective_requires`` (metrics only) names what is needed from the cell's objective,
+    among the objective's ``provides``.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset(KINDS)
     model_requires: ClassVar[Requirements] = frozenset()
     task_requires: ClassVar[Requirements] = frozenset()
+    objective_requires: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def requirements(cls, kind: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -38,9 +41,17 @@ class Needs(Component):
 
 
 def incompatibility(
-    user: type[Objective] | type[Metric], task: type[Task], model: type[Model]
+    user: type[Objective] | type[Metric],
+    task: type[Task],
+    model: type[Model],
+    objective: type[Objective] | None = None,
 ) -> str | None:
-    """Why ``user`` cannot run on (task, model), or None when it can."""
+    """Why ``user`` cannot run on (task, model), or None when it can.
+
+    For a metric, ``objective`` is the cell's objective: what the metric's
+    ``objective_requires`` names must be in the objective's ``provides``. Left out, only the
+    task and the model are considered.
+    """
     if task.kind not in user.kinds:
         kinds = " or ".join(sorted(user.kinds))
         return f"{user.name} works on {kinds} tasks; {task.name} is a {task.kind} task"
@@ -53,6 +64,11 @@ def incompatibility(
     if missing_model:
         what = CAPABILITIES.get(missing_model[0], missing_model[0])
         return f"{user.name} needs the model's {what}; {model.name} has none"
+    if objective is not None:
+        missing_objective = sorted(user.objective_requires - objective.provides)
+        if missing_objective:
+            what = CAPABILITIES.get(missing_objective[0], missing_objective[0])
+            return f"{user.name} needs the objective's {what}; {objective.name} has none"
     return None
 
 

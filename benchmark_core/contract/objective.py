@@ -12,7 +12,7 @@ from benchmark_core.contract.task import Task
 
 if TYPE_CHECKING:
     from benchmark_core.contract.budgets import Budget
-    from benchmark_core.engine.replicas import ReplicaStack
+    from benchmark_core.contract.stack import ModelStack
 
 
 class Objective(Needs):
@@ -28,37 +28,46 @@ class Objective(Needs):
         Per-profile budget overrides, applied after the task's (adversarial training may
         need more steps, say); or a dict from task kind to such overrides.
     replica_kinds : frozenset[str]
-        Task kinds on which it can train several cells as one stacked model
-        (`setup_replicas`, `step_replicas`; the model must provide ``vmap``).
+        Task kinds on which the engine may train several cells as one stacked model (the
+        model must provide ``vmap``). The objective still writes `setup` and `step` once:
+        see `ModelStack` for what it then receives.
     replica_params : frozenset[str]
-        Parameters that may differ between replicas trained together (seeds always may).
+        Numeric parameters that may differ between replicas trained together (seeds always
+        may). When replicas train together, each of these attributes holds a tensor of shape
+        [R] (one value per replica, on the model's device) from before `setup` on; on a lone
+        cell it is the plain value. `per_replica` shapes it to broadcast.
+    provides : frozenset[str]
+        What metrics may read from it (their ``objective_requires``): ``"feed_eps"`` when it
+        feeds the model's own symbols with a keep-probability ε (`feed_eps`).
     """
 
     budgets: ClassVar[dict[str, Any]] = {}
     replica_kinds: ClassVar[frozenset[str]] = frozenset()
     replica_params: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
 
-    def setup(self, model: Model, task: Task, budget: Budget) -> None:
-        """Create optimisers and auxiliary networks before the first step."""
-        raise NotImplementedError
+    def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
+        """Create optimisers and auxiliary networks before the first step.
 
-    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        """Take one training step on ``batch``; return the loss as a detached 0-d tensor.
-
-        Must not synchronise with the device (no ``.item()``): the runner checks the loss
-        for divergence every few steps.
+        ``model`` is the cell's model, or a `ModelStack` of R replicas when the engine trains
+        several cells together (only on the kinds in ``replica_kinds``).
         """
         raise NotImplementedError
 
-    def setup_replicas(
-        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict[str, Any]]
-    ) -> None:
-        """Like `setup`, for R replicas stacked in ``models``; ``params[r]`` are replica r's."""
+    def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        """Take one training step on ``batch``; return the loss, detached.
+
+        On a lone cell ``batch`` is [B, ...] and the loss is 0-d; on a `ModelStack` the batch
+        is [R, B, ...] (each replica's own rows) and the loss has shape [R], one per replica.
+        Must not synchronise with the device (no ``.item()``): the engine checks the loss for
+        divergence every few steps.
+        """
         raise NotImplementedError
 
-    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        """One step of every replica, on ``batch`` [R, B, ...]; the losses, detached, [R]."""
-        raise NotImplementedError
+    def feed_eps(self) -> float:
+        """The probability ε of feeding the true symbol at the latest step; only for
+        objectives that provide ``feed_eps``."""
+        raise NotImplementedError(f"objective {self.name} feeds no symbols of its own")
 
     @staticmethod
     def adam(

@@ -29,6 +29,9 @@ class Param:
         Bounds for numbers; ``low_open``/``high_open`` make them strict.
     choices
         The allowed values, for strings.
+    file
+        The value (a ``str``) is the path of a file the component reads: the file's content,
+        not its path, then goes into the cell's id, so changing the file makes new cells.
     """
 
     default: Any
@@ -39,6 +42,7 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     choices: tuple[Any, ...] | None = None
+    file: bool = False
 
     @property
     def kind(self) -> type:

@@ -19,7 +19,9 @@ class Task(Component):
         (rows of a long tensor ``[n, length]`` over ``vocab_size`` symbols).
     provides : frozenset[str]
         ``"log_prob"`` when P's density is known exactly, ``"sample"`` when fresh samples can
-        be drawn, ``"enumerable"`` when the sample space can be summed over.
+        be drawn, ``"enumerable"`` when the sample space can be summed over,
+        ``"token_log_prob"`` (sequence tasks) when P's per-position log-probabilities are
+        known (`token_log_probs`).
     default_models : tuple[str, ...]
         Models used when the user names none.
     budgets : dict[str, dict[str, int]]
@@ -27,11 +29,20 @@ class Task(Component):
     max_threads : int or None
         At most this many CPU threads for the task's cells. Tiny models (2-D Gaussians) run
         several times faster on one thread: thread hand-offs cost more than their arithmetic.
+    headline_metrics : tuple[str, ...]
+        The few metric values a leaderboard shows for this task by default, coverage and
+        quality first (every metric is one option away). Empty: show every metric.
     train, test : torch.Tensor
         The fixed training set and the separate held-out set, built by ``setup``.
+    dim : int
+        Vector tasks only: every row of ``train`` and ``test`` has ``dim`` coordinates.
+        Models size their parameters from it.
     vocab_size, length : int
         Sequence tasks only: symbols are ``0 .. vocab_size - 1``; every sequence has
-        ``length`` symbols.
+        ``length`` symbols. Models size their tables and samplers from them.
+
+    Each may be a class attribute or set by ``setup``; the conformance suite checks that it
+    is an int that matches the data.
     """
 
     kind: ClassVar[str] = "vector"
@@ -39,9 +50,13 @@ class Task(Component):
     default_models: ClassVar[tuple[str, ...]] = ()
     budgets: ClassVar[dict[str, dict[str, int]]] = {}
     max_threads: ClassVar[int | None] = None
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     train: torch.Tensor
     test: torch.Tensor
+    dim: int
+    vocab_size: int
+    length: int
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -54,6 +69,20 @@ class Task(Component):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log P(x) for each row of ``x``; only for tasks that provide ``log_prob``."""
         raise NotImplementedError(f"task {self.name} has no known density")
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(x_n | x_<n) per position, ``[n, length]``, summing to ``log_prob(x)``;
+        only for sequence tasks that provide ``token_log_prob``."""
+        raise NotImplementedError(f"task {self.name} has no per-token log-probabilities")
+
+    def test_log_prob(self) -> torch.Tensor:
+        """log P of each row of ``test``; only for tasks that provide ``log_prob``.
+
+        Metrics call this instead of ``log_prob(self.test)``, so that a task that obtains
+        these values while drawing its test set (an oracle scoring its own samples) can
+        return them instead of scoring the whole set again.
+        """
+        return self.log_prob(self.test)
 
     def sample(self, n: int) -> torch.Tensor:
         """Draw ``n`` fresh samples from P using the global torch RNG."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
 
 from benchmark_core.contract import incompatibility, model_incompatibility
 from benchmark_core.contract.budgets import Budget, budget_for
@@ -29,7 +31,7 @@ class Cell:
     @cached_property
     def cell_id(self) -> str:
         """A stable hash of the components, their parameters, the seed, budget and versions."""
-        key = {
+        key: dict[str, object] = {
             role: [
                 conf.name,
                 conf.params,
@@ -43,6 +45,18 @@ class Cell:
             )
         }
         key.update(seed=self.seed, budget=self.budget.name)
+        files = {
+            f"{role}.{name}": file_digest(str(value))
+            for role, conf in (
+                ("task", self.task),
+                ("model", self.model),
+                ("objective", self.objective),
+            )
+            for name, value in conf.params.items()
+            if getattr(conf.cls.param_spec.get(name), "file", False) and value
+        }
+        if files:  # only then: the ids of cells that read no file stay as they were
+            key["files"] = files
         blob = json.dumps(key, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -58,6 +72,28 @@ class Cell:
     def describe(self) -> str:
         """One line naming the cell."""
         return f"{self.task.label} · {self.model.label} · {self.objective.label} · seed {self.seed}"
+
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file's content (what a cell reads), or why it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        return f"unreadable: {type(exc).__name__}"
+    return _digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """Keyed on the file's time and size too, so that a changed file is read again."""
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+    except OSError as exc:
+        return f"unreadable: {type(exc).__name__}"
+    return sha.hexdigest()
 
 
 def _models_for(
@@ -97,11 +133,13 @@ def build_grid(
     for task in task_confs:
         for model in _models_for(task, model_confs, registry):
             reason_model = model_incompatibility(model.cls, task.cls)
-            usable, skipped = [], []
-            for metric in metric_confs:
-                why = reason_model or incompatibility(metric.cls, task.cls, model.cls)
-                (skipped if why else usable).append(why or metric)
             for objective in objective_confs:
+                usable, skipped = [], []
+                for metric in metric_confs:
+                    why = reason_model or incompatibility(
+                        metric.cls, task.cls, model.cls, objective.cls
+                    )
+                    (skipped if why else usable).append(why or metric)
                 size = budget_for(budget, task.cls, objective.cls)
                 reason = reason_model or incompatibility(objective.cls, task.cls, model.cls)
                 for seed in seeds:

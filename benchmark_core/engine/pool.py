@@ -6,34 +6,69 @@ never touch the results folder. A worker that dies (a segfault, the OOM killer) 
 recorded as ``error``; a work item that runs past its time limit has its worker killed, even
 inside a step that hangs, and its cells are recorded as ``timeout``. Either way a fresh worker
 takes the dead one's place and the grid goes on.
+
+Workers die with the process that started them, however it ends (``prctl(PR_SET_PDEATHSIG)``
+on Linux; elsewhere a thread that sees the parent's end of a pipe close), so a SIGKILLed
+``gbench run`` leaves nothing computing. They start with Ctrl-C ignored: the parent alone
+handles it, and records the cells in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmark_core.contract.errors import GbenchError
 from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work, skipped_outcome
+from benchmark_core.engine.work import Claimed, Work, deferred_signals
+from benchmark_core.results.cell_claims import Claim
 
-#: A claimed work item: each cell with the claim file that reserves it.
-Claimed = list[tuple[Cell, Path]]
+__all__ = ["KILL_GRACE_S", "Claimed", "failure", "run_pool", "worker_devices"]
 
 #: Seconds a worker gets beyond the cell's own (cooperative) time limit before it is killed.
 KILL_GRACE_S = 5.0
+#: Workers that may die while starting up before the grid gives up.
+START_FAILURES = 3
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker_main(conn: Connection, device: str, threads: int) -> None:
+def die_with_parent(parent: int, lifeline: Connection | None = None) -> None:
+    """End this process when ``parent`` ends: by the kernel on Linux, else by a watcher thread
+    that sees ``lifeline`` (the read end of a pipe whose write end only the parent holds) close.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent went before the line above took effect
+            os._exit(1)
+    if lifeline is not None:
+        threading.Thread(target=_watch, args=(lifeline,), name="lifeline", daemon=True).start()
+
+
+def _watch(lifeline: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            lifeline.recv()
+    os._exit(1)  # the parent is gone: its results can no longer be written
+
+
+def _worker_main(
+    conn: Connection, device: str, threads: int, parent: int, lifeline: Connection
+) -> None:
+    die_with_parent(parent, lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     torch.set_num_threads(threads)
     cache = TaskCache()
@@ -46,12 +81,34 @@ def _worker_main(conn: Connection, device: str, threads: int) -> None:
         conn.send(run_work(cells, torch.device(device), timeout=timeout, task_cache=cache))
 
 
+@contextlib.contextmanager
+def _sigint_ignored_by_child() -> Iterator[None]:
+    """Spawn a worker with Ctrl-C ignored: an ignored signal stays ignored across exec, so a
+    Ctrl-C while it imports torch cannot print a traceback there. Here it is blocked, not lost:
+    Linux keeps a blocked signal pending even while ignored, and delivers it after."""
+    if threading.current_thread() is not threading.main_thread() or os.name != "posix":
+        yield
+        return
+    resource_tracker.ensure_running()  # it unblocks Ctrl-C when it starts: start it before
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
 class _Worker:
     def __init__(self, ctx: Any, device: str, threads: int) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, device, threads), daemon=True)
-        self.proc.start()
+        lifeline, self.lifeline = ctx.Pipe(duplex=False)
+        args = (child, device, threads, os.getpid(), lifeline)
+        self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
+        with _sigint_ignored_by_child():
+            self.proc.start()
         child.close()
+        lifeline.close()
         self.item: Claimed | None = None
         self.started = 0.0
         self.ready = False
@@ -65,12 +122,15 @@ class _Worker:
 
     def give(self, item: Claimed, timeout: float | None) -> None:
         self.item, self.started = item, time.monotonic()
-        self.conn.send(([cell for cell, _ in item], timeout))
+        with contextlib.suppress(OSError):  # a worker that died idle: _collect records it
+            self.conn.send(([cell for cell, _ in item], timeout))
 
     def stop(self) -> None:
         if self.proc.is_alive():
             self.proc.kill()
         self.proc.join(timeout=5)
+        for conn in (self.conn, self.lifeline):
+            conn.close()
 
 
 def failure(cell: Cell, device: torch.device, status: str, message: str) -> Outcome:
@@ -89,73 +149,111 @@ def worker_devices(device: torch.device, jobs: int) -> list[str]:
     return [str(device)] * jobs
 
 
+class _Pool:
+    """The workers, replaced as they die or are killed."""
+
+    def __init__(self, jobs: int, size: int, device: torch.device) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.devices = worker_devices(device, jobs)
+        self.workers = [self.spawn(i) for i in range(size)]
+        self.start_failures = 0
+
+    def spawn(self, i: int) -> _Worker:
+        return _Worker(self.ctx, self.devices[i], self.threads)
+
+    def replace(self, i: int) -> None:
+        self.workers[i].stop()
+        self.workers[i] = self.spawn(i)
+
+    def restart_failed(self) -> None:
+        """Replace the workers that died starting up; give up after a few."""
+        for i, worker in enumerate(self.workers):
+            if worker.poll_ready() or worker.proc.is_alive():
+                continue
+            self.start_failures += 1
+            if self.start_failures > START_FAILURES:
+                raise GbenchError(
+                    f"gbench worker processes keep dying while they start up (exit code "
+                    f"{worker.proc.exitcode}, {self.start_failures} times); their error is "
+                    "printed above. Run with -j 1 and no --timeout to see it in this process."
+                )
+            self.replace(i)
+
+    def close(self) -> None:
+        with deferred_signals():
+            for worker in self.workers:
+                if worker.proc.is_alive() and worker.item is None:
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(None)
+            for worker in self.workers:
+                worker.proc.join(timeout=2)
+                worker.stop()
+
+
 def run_pool(
-    items: list[list[Cell]],
+    work: Work,
     jobs: int,
     device: torch.device,
     timeout: float | None,
-    acquire: Callable[[list[Cell]], Claimed],
-    finish: Callable[[Cell, Outcome, Path], bool],
+    finish: Callable[[Cell, Outcome, Claim], bool],
 ) -> None:
-    """Run work ``items`` on ``jobs`` workers; ``acquire`` claims an item's cells (those it
-    returns are run) and ``finish`` records one cell's outcome (returning False stops the grid).
+    """Run the ``work`` on ``jobs`` workers; ``finish`` records one cell's outcome (returning
+    False stops the grid).
     """
-    ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    devices = worker_devices(device, jobs)
-    queue = deque(items)
-    workers = [_Worker(ctx, devices[i], threads) for i in range(min(jobs, len(items)))]
-    start_failures = 0
+    if not work.pending:
+        return
+    pool = _Pool(jobs, max(1, min(jobs, len(work.items))), device)
     try:
         while True:
-            for i, worker in enumerate(workers):
-                if not worker.poll_ready() and not worker.proc.is_alive():
-                    start_failures += 1
-                    if start_failures > 3:
-                        raise RuntimeError(
-                            "gbench worker processes die while starting up (exit code "
-                            f"{worker.proc.exitcode}); run with -j 1 and no --timeout to see why"
-                        )
-                    workers[i] = _Worker(ctx, devices[i], threads)
-                    continue
-                while worker.ready and worker.item is None and queue:
-                    claimed = acquire(queue.popleft())
-                    if claimed:
-                        worker.give(claimed, timeout)
-            busy = [w for w in workers if w.item is not None]
-            if not busy and not queue:
+            pool.restart_failed()
+            for worker in pool.workers:
+                if worker.ready and worker.item is None and (claimed := work.take()):
+                    worker.give(claimed, timeout)
+            busy = [w for w in pool.workers if w.item is not None]
+            if not busy and not work.pending:
                 return
-            waiting = [w for w in workers if w.item is not None or not w.ready]
-            wait([w.conn for w in waiting] + [w.proc.sentinel for w in waiting], timeout=0.5)
-            for i, worker in enumerate(workers):
-                if worker.item is None:
-                    continue
-                outcomes = _collect(worker, device, timeout)
-                if outcomes is None:
-                    continue
-                item, worker.item = worker.item, None
-                if not worker.proc.is_alive():  # died, or killed at its time limit
-                    worker.stop()
-                    workers[i] = _Worker(ctx, devices[i], threads)
-                pairs = zip(item, outcomes, strict=True)
-                going = [finish(cell, out, held) for (cell, held), out in pairs]
-                if not all(going):
-                    return
+            waiting = [w for w in pool.workers if w.item is not None or not w.ready]
+            if waiting:
+                wait([w.conn for w in waiting] + [w.proc.sentinel for w in waiting], 0.5)
+            else:
+                time.sleep(0.5)  # only cells held by other processes are left: look again soon
+            if not _record_ended(pool, device, timeout, finish):
+                return
     except KeyboardInterrupt:
-        for worker in workers:
-            if worker.item is not None:
-                worker.stop()
-                for cell, held in worker.item:
-                    why = "stopped by the user (Ctrl-C or SIGTERM)"
-                    finish(cell, failure(cell, device, "interrupted", why), held)
+        with deferred_signals():  # a second Ctrl-C must not lose a record or leak a claim
+            why = "stopped by the user (Ctrl-C or SIGTERM)"
+            for worker in pool.workers:
+                if worker.item is not None:
+                    worker.stop()
+                    for cell, held in worker.item:
+                        finish(cell, failure(cell, device, "interrupted", why), held)
+                    worker.item = None
         raise
     finally:
-        for worker in workers:
-            if worker.proc.is_alive() and worker.item is None:
-                with contextlib.suppress(OSError):
-                    worker.conn.send(None)
-            worker.proc.join(timeout=2)
-            worker.stop()
+        pool.close()
+
+
+def _record_ended(
+    pool: _Pool,
+    device: torch.device,
+    timeout: float | None,
+    finish: Callable[[Cell, Outcome, Claim], bool],
+) -> bool:
+    """Record the items that ended; False when ``finish`` says to stop the grid."""
+    for i, worker in enumerate(pool.workers):
+        if worker.item is None:
+            continue
+        outcomes = _collect(worker, device, timeout)
+        if outcomes is None:
+            continue
+        item, worker.item = worker.item, None
+        if not worker.proc.is_alive():  # died, or killed at its time limit
+            pool.replace(i)
+        pairs = zip(item, outcomes, strict=True)
+        if not all([finish(cell, out, held) for (cell, held), out in pairs]):
+            return False
+    return True
 
 
 def _collect(worker: _Worker, device: torch.device, timeout: float | None) -> list[Outcome] | None:
@@ -163,8 +261,13 @@ def _collect(worker: _Worker, device: torch.device, timeout: float | None) -> li
     assert worker.item is not None
     cells = [cell for cell, _ in worker.item]
     if worker.conn.poll():
-        with contextlib.suppress(EOFError, OSError):
+        try:
             return worker.conn.recv()
+        except (EOFError, OSError):
+            pass  # it died: said below
+        except Exception as exc:
+            why = f"could not read the worker's result ({type(exc).__name__}: {exc})"
+            return [failure(cell, device, "error", why) for cell in cells]
     if not worker.proc.is_alive():
         why = f"worker process died (exit code {worker.proc.exitcode})"
         return [failure(cell, device, "error", why) for cell in cells]

@@ -21,17 +21,17 @@ import signal
 import socket
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.engine.grid import Cell
-from benchmark_core.engine.pool import KILL_GRACE_S, Claimed, failure
+from benchmark_core.engine.pool import KILL_GRACE_S, failure
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work
+from benchmark_core.engine.work import Claimed, Work, deferred_signals
+from benchmark_core.results.cell_claims import Claim
 
 #: Tasks built in this worker process, reused by the items that Ray gives it later.
 _worker_tasks: TaskCache | None = None
@@ -112,11 +112,10 @@ def slots(ray: Any, device: torch.device, jobs: int) -> int:
 
 
 def run_ray(
-    items: list[list[Cell]],
+    work: Work,
     device: torch.device,
     timeout: float | None,
-    acquire: Callable[[list[Cell]], Claimed],
-    finish: Callable[[Cell, Outcome, Path], bool],
+    finish: Callable[[Cell, Outcome, Claim], bool],
     address: str | None = None,
     jobs: int = 1,
 ) -> None:
@@ -125,15 +124,14 @@ def run_ray(
 
     Parameters
     ----------
-    items
-        The work items: each a list of cells that run together (one cell, or replicas).
+    work
+        The work items (each a list of cells that run together: one cell, or replicas), with
+        the claims it takes as items start and the cells other processes hold.
     device
         Where cells run: ``cpu``, or CUDA (each task then gets one GPU of its node).
     timeout
         Seconds per cell, or None; an item is cancelled ``KILL_GRACE_S`` after ``timeout``
         times its number of cells, counted from when it was dispatched.
-    acquire
-        Claims an item's cells and returns those to run (an empty list skips the item).
     finish
         Records one cell's outcome; returning False stops the grid.
     address
@@ -151,7 +149,7 @@ def run_ray(
         Re-raised after the cells in flight are cancelled and recorded as ``interrupted``.
     """
     ray = import_ray()
-    if not items:  # every cell is done: no need to start or reach a cluster
+    if not work.pending:  # every cell is done: no need to start or reach a cluster
         return
     owned = not ray.is_initialized()
     if owned:
@@ -160,7 +158,7 @@ def run_ray(
         if callable(sigterm):  # Ray's core replaces the handler that makes SIGTERM a Ctrl-C
             signal.signal(signal.SIGTERM, sigterm)
     try:
-        _dispatch(ray, items, device, timeout, acquire, finish, slots(ray, device, jobs))
+        _dispatch(ray, work, device, timeout, finish, slots(ray, device, jobs))
     finally:
         if owned:
             ray.shutdown()
@@ -168,28 +166,27 @@ def run_ray(
 
 def _dispatch(
     ray: Any,
-    items: list[list[Cell]],
+    work: Work,
     device: torch.device,
     timeout: float | None,
-    acquire: Callable[[list[Cell]], Claimed],
-    finish: Callable[[Cell, Outcome, Path], bool],
+    finish: Callable[[Cell, Outcome, Claim], bool],
     width: int,
 ) -> None:
     cuda = device.type == "cuda"
     remote = ray.remote(_run_item).options(num_cpus=1, num_gpus=int(cuda), max_retries=0)
     target = "cuda" if cuda else str(device)  # the task's own GPU, whatever its index on the node
     device = torch.device(target)  # as the rows of the cells that ran say
-    queue = deque(items)
     running: dict[Any, tuple[Claimed, float]] = {}
     try:
         while True:
-            while len(running) < width and queue:
-                claimed = acquire(queue.popleft())
-                if claimed:
-                    ref = remote.remote([cell for cell, _ in claimed], target, timeout)
-                    running[ref] = (claimed, time.monotonic())
+            while len(running) < width and (claimed := work.take()):
+                ref = remote.remote([cell for cell, _ in claimed], target, timeout)
+                running[ref] = (claimed, time.monotonic())
             if not running:
-                return
+                if not work.pending:
+                    return
+                time.sleep(0.5)  # only cells held by other processes are left: look again soon
+                continue
             ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             ended = [(ref, _outcomes(ray, ref, running[ref][0], device)) for ref in ready]
             ended += _overdue(ray, running, set(ready), device, timeout)
@@ -202,7 +199,13 @@ def _dispatch(
                 _cancel_all(ray, running, device, finish, "stopped with the grid")
                 return
     except KeyboardInterrupt:
-        _cancel_all(ray, running, device, finish, "stopped by the user (Ctrl-C or SIGTERM)")
+        with deferred_signals():  # a second Ctrl-C must not lose a record or leak a claim
+            _cancel_all(ray, running, device, finish, "stopped by the user (Ctrl-C or SIGTERM)")
+        raise
+    except BaseException:  # a results folder that stopped taking writes: stop the cluster's work
+        for ref in running:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
         raise
 
 
@@ -247,7 +250,7 @@ def _cancel_all(
     ray: Any,
     running: dict[Any, tuple[Claimed, float]],
     device: torch.device,
-    finish: Callable[[Cell, Outcome, Path], bool],
+    finish: Callable[[Cell, Outcome, Claim], bool],
     why: str,
 ) -> None:
     """Cancel every task in flight and record its cells as ``interrupted``."""

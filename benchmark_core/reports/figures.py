@@ -6,18 +6,26 @@ For each task (and budget, when the table mixes them) the report draws:
   direction, so the ones a leaderboard ranks);
 - a metric against each objective or model parameter that takes several values, for the first
   main metrics;
-- the quality–coverage frontier for each pair in :data:`FRONTIER_PAIRS` whose two metrics
-  both have final values.
+- (:func:`frontier_figures`, a report's headline figures) the quality–coverage frontier for
+  each (coverage, quality) pair the caller passes whose two metrics both have final values.
 
 Nothing here knows a particular plugin: the choice follows the metrics' declared directions,
 the sources that logged them and the parameters recorded in each cell.
+
+The frontier pairs are declarations of the metric plugins
+(:attr:`benchmark_core.contract.metric.Metric.frontier`), and this module reads results only,
+never the plugin registry: the command line (:mod:`benchmark_core.cli.reports`) gathers the
+pairs from the registry and passes them in. They are not stored with the results because they
+say how to show two metrics, not what was measured: a report of results written before a
+metric declared its pair (or by a version that declared another) still draws the pairs the
+installed plugins declare, and no results need rewriting when a declaration changes.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -27,9 +35,6 @@ from benchmark_core.reports.labels import natural_key
 from benchmark_core.reports.leaderboard import TRAINING_SOURCE, final_rows, latest_runs
 from benchmark_core.reports.plots import plot_curves, plot_frontier, plot_sweep
 
-#: (coverage, quality) metric pairs drawn as a frontier when a table holds both. Plugins
-#: name their metrics; these are the conventional pairs, in the order a reader expects them.
-FRONTIER_PAIRS = (("nll_test", "nll_oracle"), ("self_bleu", "bleu"))
 #: Parameter roles whose swept values can share one figure (a task parameter changes the task
 #: label, and each task is drawn on its own).
 SWEEP_ROLES = ("objective", "model")
@@ -95,8 +100,8 @@ def parameter_values(df: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 def swept_parameters(df: pd.DataFrame) -> list[str]:
-    """Return the qualified parameters (``"objective.pi"``) that take several values within
-    one component: jspi's lr differing from ml's is a difference of defaults, not a sweep."""
+    """Return the qualified parameters (``"objective.lr"``) that take several values within
+    one component: two objectives with different default learning rates are not a sweep."""
     runs = latest_runs(df)
     cells = runs.loc[runs["status"] == "ok"].groupby("cell_id")[["params", *SWEEP_ROLES]].first()
     seen: dict[tuple[str, str, str], set[str]] = {}
@@ -123,10 +128,21 @@ def _try(
     notes += [f"{caption}: {w.message}" for w in caught]
 
 
+def _parts(df: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Each task (per budget, when the table mixes them) with a caption prefix, in order."""
+    budgets = sorted(df["budget"].dropna().unique(), key=natural_key)
+    for budget in budgets:
+        in_budget = df[df["budget"] == budget]
+        ok = in_budget[in_budget["status"] == "ok"]
+        for task in sorted(ok["task_label"].dropna().unique(), key=natural_key):
+            where = f"{task}" + (f", {budget} budget" if len(budgets) > 1 else "")
+            yield where, in_budget[in_budget["task_label"] == task]
+
+
 def default_figures(
     df: pd.DataFrame, directions: Mapping[str, str]
 ) -> tuple[dict[str, Figure], list[str]]:
-    """Choose and draw a report's figures from what the results hold.
+    """Choose and draw a report's training curves and parameter sweeps.
 
     Parameters
     ----------
@@ -138,43 +154,62 @@ def default_figures(
     Returns
     -------
     (dict of str to Figure, list of str)
-        The figures under their captions, in reading order (per task: curves, sweeps,
-        frontiers), and notes on figures that could not be drawn or drew with a warning.
+        The figures under their captions, in reading order (per task: curves, then sweeps),
+        and notes on figures that could not be drawn or drew with a warning.
     """
     figures: dict[str, Figure] = {}
     notes: list[str] = []
-    budgets = sorted(df["budget"].dropna().unique(), key=natural_key)
-    for budget in budgets:
-        in_budget = df[df["budget"] == budget]
-        ok = in_budget[in_budget["status"] == "ok"]
-        for task in sorted(ok["task_label"].dropna().unique(), key=natural_key):
-            part = in_budget[in_budget["task_label"] == task]
-            where = f"{task}" + (f", {budget} budget" if len(budgets) > 1 else "")
-            metrics = main_metrics(part, directions)
-            curves = (training_losses(part) + metrics)[:MAX_CURVE_PANELS]
-            if curves:
+    for where, part in _parts(df):
+        metrics = main_metrics(part, directions)
+        curves = (training_losses(part) + metrics)[:MAX_CURVE_PANELS]
+        if curves:
+            _try(
+                figures,
+                notes,
+                f"{where}: training curves of {', '.join(curves)}",
+                lambda p=part, c=curves: plot_curves(p, c, directions),
+            )
+        for param in swept_parameters(part):
+            for metric in metrics[:MAX_SWEEP_METRICS]:
+                name = param.partition(".")[2]
                 _try(
                     figures,
                     notes,
-                    f"{where}: training curves of {', '.join(curves)}",
-                    lambda p=part, c=curves: plot_curves(p, c, directions),
+                    f"{where}: final {metric} against {name}",
+                    lambda p=part, m=metric, q=param: plot_sweep(p, m, q, directions),
                 )
-            for param in swept_parameters(part):
-                for metric in metrics[:MAX_SWEEP_METRICS]:
-                    name = param.partition(".")[2]
-                    _try(
-                        figures,
-                        notes,
-                        f"{where}: final {metric} against {name}",
-                        lambda p=part, m=metric, q=param: plot_sweep(p, m, q, directions),
-                    )
-            have = set(final_rows(part)["metric"].dropna())
-            for x, y in FRONTIER_PAIRS:
-                if x in have and y in have:
-                    _try(
-                        figures,
-                        notes,
-                        f"{where}: {y} against {x}, final values",
-                        lambda p=part, a=x, b=y: plot_frontier(p, a, b, directions),
-                    )
+    return figures, notes
+
+
+def frontier_figures(
+    df: pd.DataFrame, directions: Mapping[str, str], pairs: Sequence[tuple[str, str]]
+) -> tuple[dict[str, Figure], list[str]]:
+    """Draw the quality–coverage frontier of each pair whose two metrics have final values.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy results table (any number of tasks and budgets).
+    directions : mapping of str to str
+        Each metric's direction.
+    pairs : sequence of (str, str)
+        ``(coverage, quality)`` metric pairs, as the metrics declare them.
+
+    Returns
+    -------
+    (dict of str to Figure, list of str)
+        The figures under their captions, per task, and notes on any that could not be drawn.
+    """
+    figures: dict[str, Figure] = {}
+    notes: list[str] = []
+    for where, part in _parts(df):
+        have = set(final_rows(part)["metric"].dropna())
+        for x, y in pairs:
+            if x in have and y in have:
+                _try(
+                    figures,
+                    notes,
+                    f"{where}: {y} against {x}, final values",
+                    lambda p=part, a=x, b=y: plot_frontier(p, a, b, directions),
+                )
     return figures, notes

@@ -8,10 +8,9 @@ from typing import Any
 import pandas as pd
 
 from benchmark_core.reports.formatting import (
+    AVERAGE_RANK_NOTE,
     DIRECTION_WORDS,
     INTERVAL_NOTE,
-    across_tasks,
-    board_metrics,
     format_rank,
     iter_tasks,
     metric_cell,
@@ -58,6 +57,45 @@ def _html_table(header: list[tuple[str, str, str]], rows: list[list[tuple[str, s
     return f'<table class="gb"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def task_table(board: pd.DataFrame, task: str, rows: pd.DataFrame) -> str:
+    """One task's leaderboard as an escaped HTML table.
+
+    Parameters
+    ----------
+    board : pandas.DataFrame
+        A leaderboard (its ``attrs`` say which metrics the task shows).
+    task : str
+        The task label.
+    rows : pandas.DataFrame
+        The task's rows of ``board``.
+
+    Returns
+    -------
+    str
+        A ``<table>`` with the configurations, seeds, and each shown metric's mean ± interval
+        and rank range; the clearly best value is bold.
+    """
+    shown = shown_metrics(board, task, rows)
+    average = "avg_rank" in board
+    header = [("objective", "", ""), ("model", "", ""), ("seeds", "num", "")]
+    header += [(_h(metric_header(m, d)), "num", DIRECTION_WORDS[d]) for m, d in shown]
+    header += [("avg rank", "num", "mean of the rank ranges' midpoints")] if average else []
+    body = []
+    for _, row in rows.iterrows():
+        line = [
+            (f"<code>{_h(row['label'])}</code>", ""),
+            (f"<code>{_h(row['model_label'])}</code>", ""),
+            (_h(seeds_text(row)), "num"),
+        ]
+        for m, d in shown:
+            text, best = metric_cell(row, m, d)
+            line.append((_estimate_html(text), "num best" if best else "num"))
+        if average:
+            line.append((_h(format_rank(row["avg_rank"])), "num"))
+        body.append(line)
+    return _html_table(header, body)
+
+
 def to_html(
     board: pd.DataFrame, problems: pd.DataFrame | None = None, standalone: bool = False
 ) -> str:
@@ -76,48 +114,14 @@ def to_html(
     Returns
     -------
     str
-        One ``<section>`` per task, an across-task section when there are several tasks, a
-        note on intervals and ranks, and the skipped and failed cells.
+        One ``<section>`` per task, a note on intervals and ranks, and the skipped and failed
+        cells.
     """
-    metrics = board_metrics(board)
     parts: list[str] = [] if len(board) else ['<p class="note">No finished cells.</p>']
     for task, rows in iter_tasks(board):
-        shown = shown_metrics(rows, metrics)
-        header = [("objective", "", ""), ("model", "", ""), ("seeds", "num", "")]
-        header += [(_h(metric_header(m, d)), "num", DIRECTION_WORDS[d]) for m, d in shown]
-        header.append(("avg rank", "num", "mean of the ranks above"))
-        body = []
-        for _, row in rows.iterrows():
-            line = [
-                (f"<code>{_h(row['label'])}</code>", ""),
-                (f"<code>{_h(row['model_label'])}</code>", ""),
-                (_h(seeds_text(row)), "num"),
-            ]
-            for m, d in shown:
-                text, best = metric_cell(row, m, d)
-                line.append((_estimate_html(text), "num best" if best else "num"))
-            line.append((_h(format_rank(row["avg_rank"])), "num"))
-            body.append(line)
-        parts.append(f"<section><h3>{_h(task)}</h3>{_html_table(header, body)}</section>")
-    if board["task_label"].nunique() > 1:
-        header = [
-            ("objective", "", ""),
-            ("model", "", ""),
-            ("tasks", "num", ""),
-            ("avg rank", "num", "mean over tasks of the per-task average rank"),
-        ]
-        body = [
-            [
-                (f"<code>{_h(r['label'])}</code>", ""),
-                (f"<code>{_h(r['model_label'])}</code>", ""),
-                (str(int(r["n_tasks"])), "num"),
-                (_h(format_rank(r["avg_rank_all_tasks"])), "num"),
-            ]
-            for _, r in across_tasks(board).iterrows()
-        ]
-        parts.append(
-            f"<section><h3>Average rank across tasks</h3>{_html_table(header, body)}</section>"
-        )
+        parts.append(f"<section><h3>{_h(task)}</h3>{task_table(board, task, rows)}</section>")
+    if "avg_rank" in board:
+        parts.append(f'<p class="note">{_h(AVERAGE_RANK_NOTE)}</p>')
     parts.append(f'<p class="note">{_h(INTERVAL_NOTE)}</p>')
     if problems is not None and len(problems):
         parts.append(problems_html(problems))

@@ -1,4 +1,9 @@
-"""One self-contained HTML page: leaderboards, figures, environment, skipped and failed cells.
+"""One self-contained HTML page: claims, headline figures, leaderboards, figures, environment.
+
+A reader sees first what they came for: the verdicts on claims (when the caller has some), the
+headline figures, then one compact table per task with its headline metrics, each with the
+full table one click away (``<details>``), then the other figures, the environment, and the
+skipped and failed cells.
 
 The page loads nothing: CSS is inline, figures are ``data:`` URIs, there is no script, and a
 Content-Security-Policy forbids any (so a string that escaped escaping still could not run).
@@ -18,7 +23,8 @@ import matplotlib as mpl
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark_core.reports.formatting_html import LEADERBOARD_CSS, problems_html, to_html
+from benchmark_core.reports.formatting import INTERVAL_NOTE, iter_tasks, shown_metrics
+from benchmark_core.reports.formatting_html import LEADERBOARD_CSS, problems_html, task_table
 from benchmark_core.reports.leaderboard import latest_runs, leaderboard, problem_cells
 from benchmark_core.reports.plots import REPRODUCIBLE
 
@@ -33,8 +39,11 @@ figcaption { font-size: 0.9em; color: #444; }
 table.kv td:first-child { color: #444; padding-right: 1.5em; }
 pre { white-space: pre-wrap; font-size: 0.85em; background: #f7f7f7; padding: 0.5em; }
 details summary { cursor: pointer; }
+details.full { margin: -1em 0 1.5em; } details.full > summary { color: #444; font-size: 0.9em; }
 .muted { color: #666; }
 """
+#: Marks the place of the claims section when the caller has none to show.
+CLAIMS_PLACE = "<!-- gbench:claims (verdicts on the results' claims go here) -->"
 #: Columns whose distinct values say what produced the results.
 PROVENANCE = ("gbench_version", "torch_version", "device", "budget")
 ROLES = ("task", "model", "objective", "metric")
@@ -137,7 +146,9 @@ def render_report(
     title: str = "gbench report",
     image_format: str = "svg",
     figure_notes: Sequence[str] = (),
-    claims: str = "",
+    headline_figures: Mapping[str, Figure] | None = None,
+    headline_metrics: Mapping[str, Sequence[str]] | None = None,
+    claims_html: str = "",
 ) -> str:
     """Render one self-contained HTML page from a results table.
 
@@ -148,7 +159,7 @@ def render_report(
     directions : mapping of str to str
         Each metric's direction (``"min"``, ``"max"`` or ``"none"``).
     figures : mapping of str to matplotlib.figure.Figure, optional
-        Figures to embed, each under its caption (e.g. ``{"s2 against π": fig}``).
+        Figures shown after the leaderboards, each under its caption.
     environment : mapping of str to object
         What the caller knows about the run: gbench / torch / plugin versions, device,
         budget, date, the command line. Nested mappings become nested tables. The page adds
@@ -159,9 +170,15 @@ def render_report(
         How figures are embedded.
     figure_notes : sequence of str
         Notes shown under the figures, e.g. why a figure that was asked for is missing.
-    claims : str
-        The claims section (:func:`benchmark_core.reports.claims_html.claims_section`), shown
-        first; empty for none.
+    headline_figures : mapping of str to matplotlib.figure.Figure, optional
+        The figures a reader came for (a paper's figure, a frontier), shown before the tables.
+    headline_metrics : mapping of str to sequence of str, optional
+        Task name -> the metrics of its compact table (see
+        :func:`benchmark_core.reports.leaderboard.leaderboard`); every metric is in the full
+        table under it.
+    claims_html : str
+        A trusted HTML fragment with the verdicts on claims, shown first; empty leaves a
+        marked place (:data:`CLAIMS_PLACE`). The caller escapes what it puts in.
 
     Returns
     -------
@@ -169,55 +186,77 @@ def render_report(
         The HTML page. It references no external resource, runs no script, and escapes every
         label, parameter, reason and environment string.
     """
-    sections = [f"<h1>{_h(title)}</h1>", *([claims] if claims else []), _summary(df)]
+    sections = [f"<h1>{_h(title)}</h1>", _summary(df)]
+    claims = f'<section id="claims">{claims_html}</section>' if claims_html else CLAIMS_PLACE
+    sections.append(claims)
+    sections += _figures(headline_figures or {}, (), image_format, "Headline figures")
+    sections += _leaderboards(df, directions, headline_metrics)
+    sections += _figures(figures or {}, figure_notes, image_format, "More figures")
+    sections += _environment(df, environment)
+    sections.append(_problems(df))
+    return _page(title, "\n".join(sections))
 
-    sections.append("<h2>Leaderboards</h2>")
+
+def _leaderboards(
+    df: pd.DataFrame, directions: Mapping[str, str], headline: Mapping[str, Sequence[str]] | None
+) -> list[str]:
+    """Per budget and task, the compact table and, folded under it, the full one."""
+    out = ["<h2>Leaderboards</h2>"]
     budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
     for budget in budgets or [None]:
-        board = leaderboard(df, directions, budget=budget)
         if len(budgets) > 1:
-            sections.append(f"<h3>budget {_h(budget)}</h3>")
-        if board.empty:
-            sections.append('<p class="muted">No finished cells.</p>')
-        else:
-            sections.append(to_html(board))
-    sections.append(
-        '<p class="note">The average rank weighs every ranked metric equally, including '
-        "metrics that measure nearly the same thing; read it beside the per-metric ranks, and "
-        "read quality and coverage metrics together.</p>"
-    )
+            out.append(f"<h3>budget {_h(budget)}</h3>")
+        compact = leaderboard(df, directions, budget=budget, headline=headline or {})
+        if compact.empty:
+            out.append('<p class="muted">No finished cells.</p>')
+            continue
+        full = leaderboard(df, directions, budget=budget)
+        for task, rows in iter_tasks(compact):
+            out.append(f"<section><h3>{_h(task)}</h3>{task_table(compact, task, rows)}</section>")
+            full_rows = full[full["task_label"] == task]
+            n_all = len(shown_metrics(full, task, full_rows))
+            if n_all > len(shown_metrics(compact, task, rows)):
+                out.append(
+                    f'<details class="full"><summary>All {n_all} metrics of {_h(task)}'
+                    f"</summary><section>{task_table(full, task, full_rows)}</section></details>"
+                )
+    out.append(f'<p class="note">{_h(INTERVAL_NOTE)}</p>')
+    return out
 
-    if figures:
-        sections.append("<h2>Figures</h2>")
-        for caption, fig in figures.items():
-            uri = figure_data_uri(fig, image_format)
-            sections.append(
-                f'<figure><img src="{uri}" alt="{_h(caption)}">'
-                f"<figcaption>{_h(caption)}</figcaption></figure>"
-            )
-    if figure_notes:
-        if not figures:
-            sections.append("<h2>Figures</h2>")
-        items = "".join(f"<li>{_h(note)}</li>" for note in figure_notes)
-        sections.append(f'<ul class="muted">{items}</ul>')
 
-    sections.append("<h2>Environment</h2>")
-    sections.append(
-        _kv_table(environment) if environment else '<p class="muted">None recorded.</p>'
-    )
-    sections.append("<h3>Recorded in the results</h3>")
-    sections.append(_kv_table(_provenance(df)))
+def _figures(
+    figures: Mapping[str, Figure], notes: Sequence[str], image_format: str, heading: str
+) -> list[str]:
+    out = [f"<h2>{_h(heading)}</h2>"] if figures or notes else []
+    for caption, fig in figures.items():
+        uri = figure_data_uri(fig, image_format)
+        out.append(
+            f'<figure><img src="{uri}" alt="{_h(caption)}">'
+            f"<figcaption>{_h(caption)}</figcaption></figure>"
+        )
+    if notes:
+        items = "".join(f"<li>{_h(note)}</li>" for note in notes)
+        out.append(f'<ul class="muted">{items}</ul>')
+    return out
 
+
+def _environment(df: pd.DataFrame, environment: Mapping[str, Any]) -> list[str]:
+    return [
+        "<h2>Environment</h2>",
+        _kv_table(environment) if environment else '<p class="muted">None recorded.</p>',
+        "<h3>Recorded in the results</h3>",
+        _kv_table(_provenance(df)),
+    ]
+
+
+def _problems(df: pd.DataFrame) -> str:
     problems = problem_cells(df)
     if len(problems):
-        sections.append(problems_html(problems, heading_level=2))
-    else:
-        sections += [
-            "<h2>Skipped and failed cells</h2>",
-            '<p class="muted">None: every cell finished.</p>',
-        ]
+        return problems_html(problems, heading_level=2)
+    return '<h2>Skipped and failed cells</h2>\n<p class="muted">None: every cell finished.</p>'
 
-    body = "\n".join(sections)
+
+def _page(title: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'

@@ -2,7 +2,9 @@
 
 Unreadable files are named on stderr and the rest is read; bad input (a folder with no
 results, a name that is not in them) is a :class:`UsageError` whose message lists what is
-there, which the CLI turns into exit code 2.
+there, which the CLI turns into exit code 2. Every name, file name and message from the
+results passes through :func:`~benchmark_core.reports.safe_text.printable` before it reaches
+the terminal.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import pandas as pd
 
 from benchmark_core.contract.errors import UsageError, did_you_mean
 from benchmark_core.reports.labels import natural_key, split_items
+from benchmark_core.reports.safe_text import printable
 from benchmark_core.results.store import Results, read_results
 
 DEFAULT_RESULTS = ("results",)
+
+
+def _usage_error(message: str) -> UsageError:
+    """A :class:`UsageError` whose message can be printed safely (names come from results)."""
+    return UsageError(printable(message))
 
 
 def load_results(paths: tuple[str, ...]) -> Results:
@@ -29,16 +37,16 @@ def load_results(paths: tuple[str, ...]) -> Results:
     paths = paths or DEFAULT_RESULTS
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
-        raise UsageError(
+        raise _usage_error(
             f"no results at {', '.join(missing)}: no such file or folder. Pass a folder "
             "written by `gbench run --out DIR`."
         )
     results = read_results(paths)
     for problem in results.problems:
-        click.echo(f"warning: ignored {problem}", err=True)
+        click.echo(f"warning: ignored {printable(problem)}", err=True)
     if results.frame.empty:
         also = f" ({len(results.problems)} unreadable, named above)" if results.problems else ""
-        raise UsageError(
+        raise _usage_error(
             f"no gbench results in {', '.join(paths)}{also}. Make some with "
             "`gbench run --out DIR`, then pass DIR."
         )
@@ -48,14 +56,14 @@ def load_results(paths: tuple[str, ...]) -> Results:
 def split_names(values: tuple[str, ...]) -> list[str]:
     """Values of a repeatable option that also takes comma lists (``--metric a,b --metric c``).
 
-    Commas inside brackets belong to a label: ``jspi[pi=0.5,lr=0.01]`` stays one name.
+    Commas inside brackets belong to a label: ``name[a=0.5,lr=0.01]`` stays one name.
     """
     return list(dict.fromkeys(n for v in values for n in split_items(v)))
 
 
 def available(values: Any) -> str:
     """The distinct values, in natural order, as a comma list for an error message."""
-    return ", ".join(sorted({str(v) for v in values if pd.notna(v)}, key=natural_key))
+    return ", ".join(sorted({printable(v) for v in values if pd.notna(v)}, key=natural_key))
 
 
 def filter_frame(
@@ -81,7 +89,7 @@ def filter_frame(
         known = set(df[name_col].dropna()) | set(df[label_col].dropna())
         for name in names:
             if name not in known:
-                raise UsageError(
+                raise _usage_error(
                     f"no {what} {name!r} in the results.{did_you_mean(name, known)} "
                     f"Available: {available(known)}."
                 )
@@ -89,10 +97,12 @@ def filter_frame(
     budgets = set(df["budget"].dropna())
     if budget is not None:
         if budget not in budgets:
-            raise UsageError(f"no cells ran at budget {budget!r}. Available: {available(budgets)}.")
+            raise _usage_error(
+                f"no cells ran at budget {budget!r}. Available: {available(budgets)}."
+            )
         df = df[df["budget"] == budget]
     elif one_budget and len(budgets) > 1:
-        raise UsageError(
+        raise _usage_error(
             f"the results mix budgets ({available(budgets)}), whose numbers are not "
             "comparable; choose one with --budget."
         )
@@ -104,7 +114,7 @@ def check_metrics(df: pd.DataFrame, metrics: list[str], option: str = "--metric"
     there = set(df["metric"].dropna())
     for metric in metrics:
         if metric not in there:
-            raise UsageError(
+            raise _usage_error(
                 f"{option} {metric}: no such metric in the results."
                 f"{did_you_mean(metric, there)} Available metrics: {available(there)}."
             )
@@ -117,7 +127,7 @@ def warnings_to_stderr() -> Iterator[None]:
         warnings.simplefilter("always")
         yield
     for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
+        click.echo(f"warning: {printable(w.message)}", err=True)
 
 
 def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -154,7 +164,7 @@ def one_task(df: pd.DataFrame) -> str:
     """The one task label in ``df``, or a :class:`UsageError` listing them."""
     labels = sorted(set(df["task_label"].dropna()), key=natural_key)
     if len(labels) > 1:
-        raise UsageError(
+        raise _usage_error(
             f"a plot draws one task; these results hold {len(labels)}: {', '.join(labels)}. "
             "Choose one with --task."
         )
@@ -167,4 +177,4 @@ def write_text(path: Path, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}.") from None
+        raise _usage_error(f"cannot write {path}: {exc.strerror}.") from None

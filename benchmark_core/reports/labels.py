@@ -1,4 +1,4 @@
-"""Reading component labels and parameters: ``jspi[pi=0.5,lr=0.001]`` and the params JSON.
+"""Reading component labels and parameters: ``name[a=0.5,lr=0.001]`` and the params JSON.
 
 Labels are written by the harness as ``name[key=value,...]``; these helpers take them apart
 for plots and tables without knowing any particular component.
@@ -31,7 +31,7 @@ _MISSING = object()
 
 
 def natural_key(label: str) -> tuple[tuple[int, Any], ...]:
-    """Sort key that orders numbers inside labels by value: ``pi=0.9`` before ``pi=0.99``.
+    """Sort key that orders numbers inside labels by value: ``a=0.9`` before ``a=0.99``.
 
     Parameters
     ----------
@@ -77,14 +77,14 @@ def strip_param(label: str, name: str) -> str:
     Parameters
     ----------
     label : str
-        A component label such as ``"jspi[pi=0.5,lr=0.001]"``.
+        A component label such as ``"name[a=0.5,lr=0.001]"``.
     name : str
         The parameter to remove.
 
     Returns
     -------
     str
-        ``"jspi[lr=0.001]"`` for the example; the label unchanged if it has no such parameter.
+        ``"name[lr=0.001]"`` for the example; the label unchanged if it has no such parameter.
     """
     match = re.fullmatch(r"([^\[]*)\[(.*)\]", label.strip())
     if not match:
@@ -101,8 +101,8 @@ def param_value(params: str | Mapping[str, Any], param: str) -> tuple[str | None
     params : str or mapping
         The ``params`` column: JSON ``{"task": {...}, "model": {...}, "objective": {...}}``.
     param : str
-        ``"pi"`` (looked up in the objective, then the model, then the task) or a qualified
-        ``"objective.pi"``.
+        ``"lr"`` (looked up in the objective, then the model, then the task) or a qualified
+        ``"objective.lr"``.
 
     Returns
     -------
@@ -125,7 +125,7 @@ def param_note(label: str) -> str:
     Parameters
     ----------
     label : str
-        E.g. ``"jspi[pi=0.5]"``.
+        E.g. ``"name[a=0.5]"``.
 
     Returns
     -------

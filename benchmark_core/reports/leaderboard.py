@@ -3,31 +3,35 @@
 The input is the harness's tidy table, one row per (cell, step, metric). A leaderboard keeps
 each ``ok`` cell's rows at its last evaluated step, averages each metric over seeds for every
 (task label, objective label, model label), and ranks the configurations within each task by
-each metric's declared direction. The formatters (Markdown, CSV, JSON and rich in
-:mod:`benchmark_core.reports.formatting`, HTML in :mod:`benchmark_core.reports.formatting_html`) are
+each metric's declared direction, so that only differences the 95% intervals separate change
+a rank (:func:`benchmark_core.reports.intervals.interval_ranks`). The formats
+(:func:`to_markdown`, :func:`to_csv`, :func:`to_json`, :func:`to_rich`, :func:`to_html`) are
 re-exported here.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from benchmark_core.reports.formatting import (
-    ARROWS,
-    board_metrics,
-    format_estimate,
-    format_rank,
-    to_csv,
-    to_json,
-    to_markdown,
-    to_rich,
+from benchmark_core.reports.cells import (
+    CONFIG,
+    OK,
+    SKIPPED,
+    TRAINING_SOURCE,
+    final_rows,
+    latest_runs,
+    one_row_per_cell,
+    problem_cells,
 )
+from benchmark_core.reports.formatting import ARROWS, board_metrics, format_estimate, format_rank
+from benchmark_core.reports.formatting_data import to_csv, to_json
 from benchmark_core.reports.formatting_html import to_html
+from benchmark_core.reports.formatting_text import to_markdown, to_rich
+from benchmark_core.reports.intervals import interval95, interval_ranks
 from benchmark_core.reports.labels import natural_key
 
 __all__ = [
@@ -49,142 +53,7 @@ __all__ = [
     "to_rich",
 ]
 
-OK = "ok"
-SKIPPED = "skipped"
 DIRECTIONS = ("min", "max", "none")
-#: The metric_source under which the harness logs the objective's own training loss. Losses
-#: of different objectives are different quantities, so they are not compared by default.
-TRAINING_SOURCE = "objective"
-#: What makes one leaderboard row: a task configuration, an objective configuration, a model.
-CONFIG = ["task_label", "label", "model_label"]
-
-
-# --- cells -----------------------------------------------------------------------------------
-
-
-def latest_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep only the rows of the latest run of each ``cell_id``.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A tidy results table.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows whose ``started_at`` is the latest for their cell. A cell that failed and was
-        rerun may appear twice when tables from two runs are concatenated; the older attempt
-        must count neither as a seed nor as a problem.
-    """
-    if df.empty or (df.groupby("cell_id")["started_at"].nunique() <= 1).all():
-        return df  # the usual case: one run per cell, nothing to parse
-    started = pd.to_datetime(df["started_at"], utc=True, errors="coerce", format="ISO8601")
-    latest = started.groupby(df["cell_id"]).transform("max")
-    return df[(started == latest) | latest.isna()]
-
-
-def _cells(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: its configuration, seed, budget, status, reason and start time."""
-    cols = [
-        *CONFIG,
-        "task",
-        "objective",
-        "model",
-        "seed",
-        "budget",
-        "status",
-        "error",
-        "started_at",
-    ]
-    if df.empty:
-        return pd.DataFrame(columns=["cell_id", *cols])
-    return df.groupby("cell_id", sort=False)[cols].first().reset_index()
-
-
-def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Return each ``ok`` cell's rows at its last evaluated step.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A tidy results table (one row per cell, step and metric value).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows of cells whose status is ``ok``, at the largest step at which a metric other
-        than the training loss was recorded (or the largest step at all, for a cell that only
-        logged its loss). Only the latest run of each ``cell_id`` is kept. The index is reset.
-    """
-    runs = latest_runs(df)
-    ok = runs[runs["status"] == OK]
-    if ok.empty:
-        return ok.reset_index(drop=True)
-    # Evaluation rows decide the final step: a loss logged after the last evaluation must not
-    # hide the evaluation.
-    is_eval = ok["metric"].notna() & (ok["metric_source"] != TRAINING_SOURCE)
-    last_eval = ok["step"].where(is_eval).groupby(ok["cell_id"]).transform("max")
-    last_any = ok.groupby("cell_id")["step"].transform("max")
-    last = last_eval.fillna(last_any)
-    return ok[ok["step"] == last].reset_index(drop=True)
-
-
-def problem_cells(df: pd.DataFrame) -> pd.DataFrame:
-    """List the cells that were skipped or did not finish, with their status and reason.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A tidy results table.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per cell whose (latest) status is not ``ok``, with columns ``task_label``,
-        ``label``, ``model_label``, ``seed``, ``budget``, ``status``, ``reason`` (the skip
-        reason or the traceback) and ``cell_id``; sorted by status, task, objective, seed.
-    """
-    cols = ["task_label", "label", "model_label", "seed", "budget", "status", "reason", "cell_id"]
-    cells = _cells(latest_runs(df))
-    bad = cells[cells["status"] != OK].rename(columns={"error": "reason"})
-    return (
-        bad[cols]
-        .sort_values(["status", "task_label", "label", "model_label", "seed"], kind="stable")
-        .reset_index(drop=True)
-    )
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-
-def interval95(values: Iterable[float]) -> tuple[float, float, int]:
-    """Mean and 95% Student-t interval half-width of per-seed values.
-
-    Parameters
-    ----------
-    values : iterable of float
-        One value per seed; NaNs are ignored.
-
-    Returns
-    -------
-    (float, float, int)
-        ``(mean, half_width, n)`` with ``half_width = t(0.975, n - 1) * sd / sqrt(n)`` and
-        ``sd`` the sample standard deviation; the half-width is NaN when ``n < 2`` (one seed
-        says nothing about seed-to-seed spread) and the mean is NaN when ``n == 0``.
-    """
-    x = np.asarray([v for v in values if not pd.isna(v)], dtype=float)
-    n = len(x)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n == 1:
-        return float(x[0]), float("nan"), 1
-    half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n)
-    return float(x.mean()), float(half), n
-
-
-def _round_sig(x: float, digits: int = 12) -> float:
-    return float(f"{x:.{digits}g}") if np.isfinite(x) else x
 
 
 # --- selection -------------------------------------------------------------------------------
@@ -233,7 +102,7 @@ def _one_seed_each(final: pd.DataFrame) -> pd.DataFrame:
     Two cells with the same configuration and seed but different ``cell_id`` (a plugin was
     upgraded between runs) would otherwise count as two seeds and shrink the interval.
     """
-    cells = _cells(final)
+    cells = one_row_per_cell(final)
     cells["_started"] = pd.to_datetime(
         cells["started_at"], utc=True, errors="coerce", format="ISO8601"
     )
@@ -263,6 +132,8 @@ def leaderboard(
     models: Iterable[str] | None = None,
     objectives: Iterable[str] | None = None,
     budget: str | None = None,
+    headline: Mapping[str, Sequence[str]] | None = None,
+    average_rank: bool = False,
 ) -> pd.DataFrame:
     """Per task, one row per (objective label, model label): mean ± 95% interval and ranks.
 
@@ -276,25 +147,35 @@ def leaderboard(
     task : str, optional
         Keep one task, by component name (all its configurations) or full task label.
     metrics : iterable of str, optional
-        The metrics to show, in this order. By default every metric recorded at the final
-        step except the objectives' own training losses, which are not comparable across
+        The metrics to show for every task, in this order. By default a task shows its
+        ``headline`` metrics, and a task without any every metric recorded at the final step
+        except the objectives' own training losses, which are not comparable across
         objectives.
     models, objectives : iterable of str, optional
         Keep these models / objectives, each by component name or full label.
     budget : str, optional
         Keep one run profile. Required when the table mixes profiles, whose numbers are not
         comparable.
+    headline : mapping of str to sequence of str, optional
+        Task component name -> the metrics its table shows by default, in that order (what
+        :attr:`benchmark_core.contract.task.Task.headline_metrics` declares). Those without
+        values are left out; a task none of whose headline metrics has values shows all.
+    average_rank : bool
+        Add ``avg_rank``, the mean over a task's shown ranked metrics of the midpoints of each
+        rank range, and ``n_ranked``. Off by default: correlated metrics (several forms of
+        one divergence) would outvote the trade-off the others show.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``task_label, label, model_label, task, objective, model, budget, n_seeds,
         n_failed``; for each metric ``<metric>.mean``, ``<metric>.ci95`` (the 95% half-width
-        over seeds, NaN with one seed), ``<metric>.n`` and ``<metric>.rank`` (within the task,
-        ties averaged, NaN for unranked metrics); then ``avg_rank`` (mean of the ranks a row
-        has), ``n_ranked`` (how many ranks went into it), ``avg_rank_all_tasks`` (mean of
-        ``avg_rank`` over tasks for this objective and model) and ``n_tasks``. Rows are sorted
-        by task and average rank. ``attrs`` holds ``metrics``, ``directions`` and ``budget``.
+        over seeds, NaN with one seed), ``<metric>.n``, ``<metric>.rank`` and
+        ``<metric>.rank_hi`` (the best and worst rank within the task that the intervals
+        allow; see :func:`~benchmark_core.reports.intervals.interval_ranks`; NaN for unranked
+        metrics). Ranks are never compared across tasks. Rows are sorted by task, then by the
+        task's first ranked metric. ``attrs`` holds ``metrics``, ``directions``, ``budget`` and
+        ``task_metrics`` (task label -> the metrics its table shows).
 
     Notes
     -----
@@ -309,64 +190,124 @@ def leaderboard(
     if len(budgets) > 1:
         raise ValueError(f"the results mix budgets {budgets}; pass budget= to choose one")
     final = _one_seed_each(final_rows(chosen))
-    if metrics is None:
-        is_eval = final["metric"].notna() & (final["metric_source"] != TRAINING_SOURCE)
-        names = sorted(final.loc[is_eval, "metric"].unique())
-    else:
+    per_task = _task_metrics(final, metrics, headline)
+    names = list(dict.fromkeys(m for shown in per_task.values() for m in shown))
+    if metrics is not None:
+        names = list(dict.fromkeys(_as_list(metrics) or []))
+    board = _config_rows(chosen)
+    for m in names:
+        board = board.join(_summary(final, m))
+        board[f"{m}.n"] = board[f"{m}.n"].fillna(0).astype(int)
+        board[f"{m}.rank"], board[f"{m}.rank_hi"] = _ranks(board, m, dirs.get(m, "none"))
+    board = board.reset_index()
+    shown = {t: per_task.get(t, names) for t in board["task_label"].unique()}
+    if average_rank:
+        board = _average_ranks(board, shown, dirs)
+    board = _order(board, shown, dirs, by_average=average_rank)
+    board.attrs.update(
+        metrics=names,
+        directions={m: dirs.get(m, "none") for m in names},
+        budget=budgets[0] if budgets else None,
+        task_metrics=shown,
+    )
+    return board
+
+
+def _task_metrics(
+    final: pd.DataFrame,
+    metrics: Iterable[str] | None,
+    headline: Mapping[str, Sequence[str]] | None,
+) -> dict[str, list[str]]:
+    """Task label -> the metrics its table shows: those asked for, its headline, or all."""
+    is_eval = final["metric"].notna() & (final["metric_source"] != TRAINING_SOURCE)
+    if metrics is not None:
         names = list(dict.fromkeys(_as_list(metrics) or []))
         absent = [m for m in names if m not in set(final["metric"].dropna())]
         if absent:
-            warnings.warn(f"no final values for metrics {absent}", stacklevel=2)
+            warnings.warn(f"no final values for metrics {absent}", stacklevel=3)
+    out: dict[str, list[str]] = {}
+    for (label, name), rows in final.groupby(["task_label", "task"]):
+        if metrics is not None:
+            out[label] = [m for m in names if m in set(rows["metric"])]
+            continue
+        evals = sorted(set(rows.loc[is_eval.loc[rows.index], "metric"]))
+        declared = [m for m in (headline or {}).get(name, ()) if m in evals]
+        out[label] = declared or evals
+    return out
 
-    cells = _cells(latest_runs(chosen))
+
+def _config_rows(chosen: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (skipped cells left out) with its ok and failed seeds."""
+    cells = one_row_per_cell(latest_runs(chosen))
     cells = cells[cells["status"] != SKIPPED]
     info = ["task", "objective", "model", "budget"]
     board = cells.groupby(CONFIG, sort=True)[info].first()
     board["n_seeds"] = cells[cells["status"] == OK].groupby(CONFIG)["seed"].nunique()
     board["n_failed"] = cells[cells["status"] != OK].groupby(CONFIG)["seed"].size()
     board[["n_seeds", "n_failed"]] = board[["n_seeds", "n_failed"]].fillna(0).astype(int)
+    return board
 
-    rank_cols = []
-    for m in names:
-        # One number per cell; a metric reported twice at the final step is averaged first.
-        per_cell = final[final["metric"] == m].groupby([*CONFIG, "cell_id"])["value"].mean()
-        summary = pd.DataFrame(
-            [(*key, *interval95(v)) for key, v in per_cell.groupby(level=CONFIG)],
-            columns=[*CONFIG, f"{m}.mean", f"{m}.ci95", f"{m}.n"],
-        ).set_index(CONFIG)
-        board = board.join(summary)
-        board[f"{m}.n"] = board[f"{m}.n"].fillna(0).astype(int)
-        direction = dirs.get(m, "none")
-        if direction == "none":
-            board[f"{m}.rank"] = np.nan
-        else:
-            # Means equal in exact arithmetic can differ in the last bits (3.2 vs
-            # 3.1999999999999997); rounding to 12 significant figures lets them tie.
-            key = board[f"{m}.mean"].map(_round_sig)
-            board[f"{m}.rank"] = key.groupby(level="task_label").rank(
-                method="average", ascending=direction == "min", na_option="keep"
-            )
-            rank_cols.append(f"{m}.rank")
 
-    board = board.reset_index()
-    board["avg_rank"] = board[rank_cols].mean(axis=1) if rank_cols else np.nan
-    board["n_ranked"] = board[rank_cols].notna().sum(axis=1) if rank_cols else 0
-    across = board.groupby(["label", "model_label"])["avg_rank"]
-    board["avg_rank_all_tasks"] = across.transform("mean")
-    board["n_tasks"] = across.transform("count")
-    # Ties in average rank keep a natural order, jspi[pi=0.9] before jspi[pi=0.99].
+def _summary(final: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per configuration: mean, 95% half-width and number of seeds of one metric."""
+    # One number per cell; a metric reported twice at the final step is averaged first.
+    per_cell = final[final["metric"] == metric].groupby([*CONFIG, "cell_id"])["value"].mean()
+    return pd.DataFrame(
+        [(*key, *interval95(v)) for key, v in per_cell.groupby(level=CONFIG)],
+        columns=[*CONFIG, f"{metric}.mean", f"{metric}.ci95", f"{metric}.n"],
+    ).set_index(CONFIG)
+
+
+def _ranks(board: pd.DataFrame, metric: str, direction: str) -> tuple[pd.Series, pd.Series]:
+    """Best and worst rank of each row within its task; NaN for an unranked metric."""
+    nan = pd.Series(np.nan, index=board.index)
+    if direction == "none":
+        return nan, nan.copy()
+    best, worst = nan.copy(), nan.copy()
+    for _, rows in board.groupby(level="task_label"):
+        b, w = interval_ranks(rows[f"{metric}.mean"], rows[f"{metric}.ci95"], direction)
+        best.loc[rows.index], worst.loc[rows.index] = b, w
+    return best, worst
+
+
+def _average_ranks(
+    board: pd.DataFrame, shown: Mapping[str, list[str]], dirs: Mapping[str, str]
+) -> pd.DataFrame:
+    """Each row's mean rank (midpoint of each range) over its task's shown ranked metrics."""
+    avg, count = [], []
+    for _, r in board.iterrows():
+        ranked = [m for m in shown[r["task_label"]] if dirs.get(m, "none") != "none"]
+        mids = [(r[f"{m}.rank"] + r[f"{m}.rank_hi"]) / 2 for m in ranked]
+        mids = [x for x in mids if not pd.isna(x)]
+        avg.append(float(np.mean(mids)) if mids else np.nan)
+        count.append(len(mids))
+    return board.assign(avg_rank=avg, n_ranked=count)
+
+
+def _order(
+    board: pd.DataFrame,
+    shown: Mapping[str, list[str]],
+    dirs: Mapping[str, str],
+    by_average: bool,
+) -> pd.DataFrame:
+    """Sort by task, then by the average rank or the task's first ranked metric."""
+    # Ties keep a natural order, name[k=0.9] before name[k=0.99].
     board = board.iloc[
         sorted(
             range(len(board)),
             key=lambda i: natural_key(f"{board['label'].iat[i]} {board['model_label'].iat[i]}"),
         )
     ]
-    board = board.sort_values(
-        ["task_label", "avg_rank"], na_position="last", kind="stable"
-    ).reset_index(drop=True)
-    board.attrs.update(
-        metrics=names,
-        directions={m: dirs.get(m, "none") for m in names},
-        budget=budgets[0] if budgets else None,
+    key = pd.Series(np.nan, index=board.index)
+    for task, rows in board.groupby("task_label"):
+        if by_average:
+            key.loc[rows.index] = rows["avg_rank"]
+            continue
+        first = next((m for m in shown[task] if dirs.get(m, "none") != "none"), None)
+        if first is not None:
+            sign = 1.0 if dirs[first] == "min" else -1.0
+            key.loc[rows.index] = sign * rows[f"{first}.mean"]
+    ordered = board.assign(_key=key).sort_values(
+        ["task_label", "_key"], na_position="last", kind="stable"
     )
-    return board
+    return ordered.drop(columns="_key").reset_index(drop=True)

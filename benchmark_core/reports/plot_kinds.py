@@ -1,7 +1,10 @@
 """The kinds of ``gbench plot``: each draws one task's rows and names its file.
 
-Adding a kind is one entry in :data:`PLOT_KINDS`: a function ``draw(df, directions,
-request) -> (figure, name)`` and the :class:`PlotRequest` options it reads.
+A kind is a function ``draw(df, directions, request) -> (figure, name)`` and the
+:class:`PlotRequest` options it reads. Every kind, the standard ones included, comes from a
+plugin's ``register_plots`` hook (the standard ones from ``plugins/figures/standard.py``, which
+registers the drawing functions below); :data:`PLOT_KINDS` holds them once the command line has
+loaded the plugins.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class PlotKind:
     help: str
 
 
+def _metric_hint(df: pd.DataFrame) -> str:
+    return f"Available metrics: {available(df['metric'])}."
+
+
 def _parameter_hint(df: pd.DataFrame) -> str:
     from benchmark_core.reports.figures import parameter_values
 
@@ -59,7 +66,7 @@ def _parameter_hint(df: pd.DataFrame) -> str:
     )
 
 
-def _draw_sweep(
+def draw_sweep(
     df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
 ) -> tuple[Figure, str]:
     from benchmark_core.reports.labels import param_value
@@ -67,8 +74,7 @@ def _draw_sweep(
 
     if len(req.metrics) != 1 or not req.param:
         raise UsageError(
-            "plot sweep needs one --metric and a --param, e.g. "
-            f"--metric nll_test --param pi. {_parameter_hint(df)}"
+            f"plot sweep needs one --metric and a --param. {_metric_hint(df)} {_parameter_hint(df)}"
         )
     check_metrics(df, req.metrics)
     cells = df.groupby("cell_id")["params"].first().dropna()
@@ -85,7 +91,7 @@ def _draw_sweep(
     return fig, f"sweep_{metric}_vs_{name}"
 
 
-def _draw_curves(
+def draw_curves(
     df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
 ) -> tuple[Figure, str]:
     from benchmark_core.reports.figures import MAX_CURVE_PANELS, main_metrics, training_losses
@@ -96,37 +102,36 @@ def _draw_curves(
     return plot_curves(df, metrics, directions, logy=req.logy), "curves"
 
 
-def _draw_frontier(
+def draw_frontier(
     df: pd.DataFrame, directions: dict[str, str], req: PlotRequest
 ) -> tuple[Figure, str]:
     from benchmark_core.reports.plots import plot_frontier
 
     if not (req.x and req.y):
-        raise UsageError(
-            "plot frontier needs --x and --y metrics, e.g. --x nll_test --y nll_oracle. "
-            f"Available metrics: {available(df['metric'])}."
-        )
+        raise UsageError(f"plot frontier needs --x and --y metrics. {_metric_hint(df)}")
     check_metrics(df, [req.x], "--x")
     check_metrics(df, [req.y], "--y")
     return plot_frontier(df, req.x, req.y, directions), f"frontier_{req.y}_vs_{req.x}"
 
 
-#: ``gbench plot KIND``: adding a kind is one entry here (the continuous task's ``figure1``
-#: goes here too: ``"figure1": PlotKind(_draw_figure1, frozenset(), "...")``).
-PLOT_KINDS: dict[str, PlotKind] = {
-    "sweep": PlotKind(
-        _draw_sweep,
-        frozenset({"metrics", "param", "logx"}),
+#: The standard kinds, ``name -> (draw, help, options)``, as a plugin registers them.
+STANDARD_KINDS: dict[str, tuple[Callable[..., tuple[Figure, str]], str, frozenset[str]]] = {
+    "sweep": (
+        draw_sweep,
         "a final metric against a swept parameter (--metric, --param)",
+        frozenset({"metrics", "param", "logx"}),
     ),
-    "curves": PlotKind(
-        _draw_curves,
-        frozenset({"metrics", "logy"}),
+    "curves": (
+        draw_curves,
         "metrics against training step (--metric; default: the main ones)",
+        frozenset({"metrics", "logy"}),
     ),
-    "frontier": PlotKind(
-        _draw_frontier,
-        frozenset({"x", "y"}),
+    "frontier": (
+        draw_frontier,
         "two final metrics, Pareto front marked (--x, --y)",
+        frozenset({"x", "y"}),
     ),
 }
+
+#: ``gbench plot KIND``: filled from the plugins' ``register_plots`` hooks by the command line.
+PLOT_KINDS: dict[str, PlotKind] = {}

@@ -15,16 +15,15 @@ probability, and those sum to one over all ``vocab ** length`` sequences.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
-from gbench_plugins.common.softmax_projection import (
-    EXP_HEADROOM,
-    augmented,
-    log_softmax_at,
-    with_ones,
-)
+from gbench_plugins.common.block_sampler import BlockSampler
+from gbench_plugins.common.softmax_projection import EXP_HEADROOM, log_softmax_at
 from torch import nn
+
+from benchmark_core import SampleOutput
+
+__all__ = ["LSTMCore", "SampleOutput"]
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,26 +38,12 @@ _GPU_CHUNK_ELEMENTS = 1 << 26
 _EXP_HEADROOM = EXP_HEADROOM
 
 
-class SampleOutput(NamedTuple):
-    """Sequences drawn by `LSTMCore.sample` with their exact log-probabilities.
-
-    Attributes
-    ----------
-    tokens : LongTensor [n, length]
-    log_prob : Tensor [n]
-        log Q(x) under the model itself (temperature 1).
-    tempered_log_prob : Tensor [n]
-        log Q_T(x) under the distribution the sequences were drawn from: each conditional is
-        softmax(logits / T). At T = 0 (greedy) this is 0. Equal to `log_prob` at T = 1.
-    """
-
-    tokens: torch.Tensor
-    log_prob: torch.Tensor
-    tempered_log_prob: torch.Tensor
-
-
 class LSTMCore(nn.Module):
     """Embedding -> single-layer LSTM -> linear logits; see the module docstring.
+
+    Implements the contract's `benchmark_core.Autoregressive` interface (``initial_token``,
+    ``step``, ``token_log_probs``, ``fed_log_probs``, ``log_prob``, ``sample_with_log_prob``),
+    so that the ``lstm`` model and the ``text`` task's oracle are driven alike.
 
     Parameters
     ----------
@@ -263,131 +248,39 @@ class LSTMCore(nn.Module):
             raise ValueError("give a length >= 0 (or construct the model with length=...)")
         if not (temperature >= 0.0 and math.isfinite(temperature)):
             raise ValueError(f"temperature must be finite and >= 0, got {temperature}")
-        w, b = self.out.weight, self.out.bias
+        w = self.out.weight
         device, dtype = w.device, w.dtype
+        sampler = BlockSampler(
+            w,
+            self.out.bias,
+            n,
+            temperature,
+            return_log_prob,
+            self._chunk_elements(device),
+            _EXP_HEADROOM,
+        )
         tokens = torch.empty((n, length), dtype=torch.long, device=device)
         lp = torch.zeros(n, dtype=torch.float64, device=device)
         lp_t = torch.zeros(n, dtype=torch.float64, device=device)
-
-        greedy = temperature == 0.0
-        vocab = self.vocab
-        # Two-level inverse-CDF sampling: logits padded to `blocks x width`, the block picked
-        # from block sums, then the symbol inside it. Cheaper than a cumulative sum over the
-        # whole vocabulary, and the padding (bias -inf) has probability exactly 0.
-        width = math.isqrt(vocab - 1) + 1
-        blocks = -(-vocab // width)
-        padded = blocks * width
-        # [W | b] acting on [h | 1]: the bias rides in the product instead of a broadcast copy
-        # per block (a third of the product's cost); the padding rows are (0, ..., 0, -inf).
-        w1_pad = torch.zeros((padded, w.shape[1] + 1), dtype=dtype, device=device)
-        w1_pad[:vocab] = augmented(w, b)
-        w1_pad[vocab:, -1] = -math.inf
-        # h = o * tanh(c) lies in (-1, 1), so no logit exceeds this bound in absolute value;
-        # when exp cannot overflow or underflow, the max-subtraction pass can be skipped.
-        bound = float((w.abs().sum(dim=1) + b.abs()).max())
-        log_max = math.log(torch.finfo(dtype).max) - _EXP_HEADROOM
-        shift = greedy or bound / temperature + math.log(padded) > log_max
-        shift1 = bound + math.log(padded) > log_max
-        rows = max(1, min(n, self._chunk_elements(device) // padded))
-        buf = torch.empty((rows, padded), dtype=dtype, device=device)
-        need_lse1 = return_log_prob and not greedy and temperature != 1.0
-        scratch = torch.empty_like(buf) if need_lse1 and not shift1 else None
-
         token = self.initial_token(n, device)
         state: State | None = None
         for t in range(length):
             h, state = self._advance(token, state)
-            h1 = with_ones(h)
             u = (
                 None
-                if greedy
+                if sampler.greedy
                 else torch.rand(n, generator=generator, device=device, dtype=torch.float64)
             )
-            for s in range(0, n, rows):
-                hs = h[s : s + rows]
-                z = torch.mm(h1[s : s + rows], w1_pad.t(), out=buf[: hs.shape[0]])
-                if greedy:
-                    idx = z.argmax(dim=1)
-                    if return_log_prob:
-                        lp[s : s + rows] += (
-                            _chosen_logit(hs, w, b, idx) - torch.logsumexp(z, dim=1)
-                        ).double()
-                else:
-                    idx, lse1, lse_t = _draw(
-                        z,
-                        u[s : s + rows],
-                        temperature,
-                        blocks,
-                        width,
-                        shift=shift,
-                        need_lse1=need_lse1,
-                        scratch=None if scratch is None else scratch[: hs.shape[0]],
-                    )
-                    if return_log_prob:
-                        logit = _chosen_logit(hs, w, b, idx).double()
-                        lp_t[s : s + rows] += logit / temperature - lse_t
-                        lp[s : s + rows] += logit - (lse_t if lse1 is None else lse1)
-                tokens[s : s + rows, t] = idx
+            sampler.position(h, u, tokens[:, t], lp, lp_t)
             token = tokens[:, t]
 
         if not return_log_prob:
             return tokens
         return SampleOutput(tokens, lp.to(dtype), lp_t.to(dtype))
 
-
-def _chosen_logit(
-    h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, idx: torch.Tensor
-) -> torch.Tensor:
-    """Logit of symbol idx[i] for row i, recomputed from the hidden state (a dot product)."""
-    return (h * w[idx]).sum(dim=1) + b[idx]
-
-
-def _draw(
-    z: torch.Tensor,
-    u: torch.Tensor,
-    temperature: float,
-    blocks: int,
-    width: int,
-    shift: bool,
-    need_lse1: bool,
-    scratch: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Sample one symbol per row of padded logits z (overwritten) from softmax(z / T).
-
-    Returns the symbols, logsumexp(z) if need_lse1, and logsumexp(z / T), the last two in
-    float64. u holds one float64 uniform per row. shift=False skips subtracting the row
-    maximum, for logits known to be small enough for exp; so does a `scratch` buffer (same
-    shape as z) for logsumexp(z).
-    """
-    lse1 = None
-    if need_lse1:
-        if scratch is None:
-            lse1 = torch.logsumexp(z, dim=1).double()
-        else:
-            lse1 = torch.exp(z, out=scratch).sum(dim=1).double().log()
-    if temperature != 1.0:
-        z.mul_(1.0 / temperature)
-    if shift:
-        m = z.amax(dim=1, keepdim=True)
-        z.sub_(m)
-        offset: torch.Tensor | float = m.squeeze(1).double()
-    else:
-        offset = 0.0
-    e = z.exp_().view(z.shape[0], blocks, width)
-    block_mass = e.sum(dim=2).double()
-    cum = block_mass.cumsum(dim=1)
-    total = cum[:, -1]
-    # Clamping below each total makes searchsorted return an index whose mass is > 0, even
-    # when rounding puts u * total on the boundary.
-    zero = torch.zeros_like(total)
-    target = torch.minimum(u * total, torch.nextafter(total, zero)).unsqueeze(1)
-    blk = torch.searchsorted(cum, target, right=True)
-    before = torch.where(blk > 0, cum.gather(1, (blk - 1).clamp_(min=0)), 0.0)
-    rest = target - before
-    rows = torch.arange(z.shape[0], device=z.device)
-    inner = e[rows, blk.squeeze(1)].double().cumsum(dim=1)
-    rest = torch.minimum(rest.clamp_(min=0.0), torch.nextafter(inner[:, -1:], zero[:, None]))
-    j = torch.searchsorted(inner, rest, right=True)
-    idx = (blk * width + j).squeeze(1)
-    lse_t = offset + block_mass.sum(dim=1).log()
-    return idx, lse1, lse_t
+    @torch.no_grad()
+    def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:
+        """``n`` sequences of ``self.length`` from Q_T with log Q and log Q_T (see `sample`)."""
+        out = self.sample(n, temperature=temperature, return_log_prob=True)
+        assert isinstance(out, SampleOutput)
+        return out

@@ -8,6 +8,7 @@ the device supports it, and in chunks where a full pairwise matrix could be larg
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -284,6 +285,40 @@ def _init_linear(n_in: int, n_out: int, g: torch.Generator) -> tuple[Tensor, Ten
     return w, b
 
 
+def _fit_classifier(
+    x: Tensor, y: Tensor, wts: Tensor, hidden: int, steps: int, lr: float, g: torch.Generator
+) -> Callable[[Tensor], Tensor]:
+    """The logits of a two-hidden-layer SiLU MLP fitted to labels ``y`` (weights ``wts``) by
+    full-batch Adam on ``x`` standardised with its own statistics; see `c2st`."""
+    dev = x.device
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-12)
+    d = x.shape[1]
+    params = [
+        t.to(dev).requires_grad_()
+        for t in (
+            *_init_linear(d, hidden, g),
+            *_init_linear(hidden, hidden, g),
+            *_init_linear(hidden, 1, g),
+        )
+    ]
+    w1, b1, w2, b2, w3, b3 = params
+
+    def logits(z: Tensor) -> Tensor:
+        h = torch.nn.functional.silu((z - mu) / sd @ w1 + b1)
+        h = torch.nn.functional.silu(h @ w2 + b2)
+        return (h @ w3 + b3).squeeze(-1)
+
+    opt = torch.optim.Adam(params, lr=lr, fused=params[0].device.type in ("cpu", "cuda") or None)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits(x), y, weight=wts, reduction="sum"
+        )
+        loss.backward()
+        opt.step()
+    return logits
+
+
 def c2st(
     p_train: Tensor,
     q_train: Tensor,
@@ -338,31 +373,7 @@ def c2st(
             torch.full((len(qtr),), 0.5 / len(qtr), device=dev),
         ]
     )
-    mu, sd = x.mean(0), x.std(0).clamp_min(1e-12)
-    d = x.shape[1]
-    params = [
-        t.to(dev).requires_grad_()
-        for t in (
-            *_init_linear(d, hidden, g),
-            *_init_linear(hidden, hidden, g),
-            *_init_linear(hidden, 1, g),
-        )
-    ]
-    w1, b1, w2, b2, w3, b3 = params
-
-    def logits(z: Tensor) -> Tensor:
-        h = torch.nn.functional.silu((z - mu) / sd @ w1 + b1)
-        h = torch.nn.functional.silu(h @ w2 + b2)
-        return (h @ w3 + b3).squeeze(-1)
-
-    opt = torch.optim.Adam(params, lr=lr, fused=params[0].device.type in ("cpu", "cuda") or None)
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits(x), y, weight=wts, reduction="sum"
-        )
-        loss.backward()
-        opt.step()
+    logits = _fit_classifier(x, y, wts, hidden, steps, lr, g)
     with torch.no_grad():
         acc_p = float((logits(pte) > 0).float().mean())
         acc_q = float((logits(qte) <= 0).float().mean())

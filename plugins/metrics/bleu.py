@@ -27,6 +27,7 @@ class BLEU(_Sampling):
     kinds = frozenset({"sequence"})
     model_requires = frozenset({"autoregressive"})
     direction = "max"
+    frontier = {"bleu": "self_bleu"}
     param_spec = {
         **_Sampling.param_spec,
         "max_n": _MAX_N,

@@ -15,7 +15,16 @@ from typing import Any
 
 import torch
 
-from benchmark_core import Estimate, EvalContext, Metric, Model, Param, Task, hookimpl
+from benchmark_core import (
+    Estimate,
+    EvalContext,
+    Metric,
+    Model,
+    Param,
+    SampleOutput,
+    Task,
+    hookimpl,
+)
 
 TEMPERATURES = Param(
     [], "extra sampling temperatures (sequence tasks): values named name@T=t", type=list
@@ -30,27 +39,15 @@ def mean_estimate(values: torch.Tensor) -> Estimate:
     return Estimate(values.mean().item(), stderr)
 
 
-def _evaluation_cache(model: Model, ctx: EvalContext) -> dict[Any, Any]:
-    """What the metrics of this evaluation share, kept on the model (dropped at a new step)."""
-    cache = getattr(model, "_gbench_draws", None)
-    if cache is None or cache.get("step") != ctx.step:
-        cache = {"step": ctx.step}
-        model._gbench_draws = cache  # type: ignore[attr-defined]
-    return cache
-
-
-def draw(model: Model, ctx: EvalContext, n: int, temperature: float = 1.0) -> Any:
+def draw(model: Model, ctx: EvalContext, n: int, temperature: float = 1.0) -> SampleOutput:
     """``model.sample_with_log_prob(n, temperature)``, shared by the metrics of one evaluation.
 
     Every metric starts from the same seeded RNG state (the runner reseeds before each), so
-    the first draw of each would be identical anyway: it is made once and kept on the model
-    for the rest of this evaluation (keyed by step, temperature, size and seed).
+    the first draw of each would be identical anyway: it is made once, in the evaluation's
+    shared store (`EvalContext.shared`), keyed by temperature, size and seed.
     """
-    key = (ctx.step, float(temperature), n, torch.initial_seed())
-    cache = _evaluation_cache(model, ctx)
-    if key not in cache:
-        cache[key] = model.sample_with_log_prob(n, temperature)
-    return cache[key]
+    key = ("draw", float(temperature), n, torch.initial_seed())
+    return ctx.shared(key, lambda: model.sample_with_log_prob(n, temperature))
 
 
 def draw_task_log_probs(
@@ -58,25 +55,13 @@ def draw_task_log_probs(
 ) -> torch.Tensor:
     """log P of `draw`'s samples, shared like them (``nll_oracle`` and ``kl_reverse`` both
     score the same samples under the task: a pass over n x length softmaxes of P)."""
-    key = ("log_p", ctx.step, float(temperature), n, torch.initial_seed())
-    cache = _evaluation_cache(model, ctx)
-    if key not in cache:
-        cache[key] = task.log_prob(draw(model, ctx, n, temperature).tokens)
-    return cache[key]
+    key = ("draw_log_p", float(temperature), n, torch.initial_seed())
+    return ctx.shared(key, lambda: task.log_prob(draw(model, ctx, n, temperature).tokens))
 
 
 def test_log_probs(model: Model, task: Task, ctx: EvalContext) -> torch.Tensor:
-    """log Q of P's held-out test set, computed once per evaluation (kept like `draw`'s)."""
-    cache = _evaluation_cache(model, ctx)
-    if "test" not in cache:
-        cache["test"] = model.log_prob(task.test)
-    return cache["test"]
-
-
-def task_test_log_probs(task: Task) -> torch.Tensor:
-    """log P of the held-out test set: the task's own cached values when it keeps them."""
-    cached = getattr(task, "test_log_prob", None)
-    return cached if isinstance(cached, torch.Tensor) else task.log_prob(task.test)
+    """log Q of P's held-out test set, computed once per evaluation (shared like `draw`'s)."""
+    return ctx.shared("test_log_q", lambda: model.log_prob(task.test))
 
 
 def check_temperatures(name: str, params: dict[str, Any]) -> None:
@@ -134,9 +119,15 @@ class NLLOracle(_Sampling):
 
     name = "nll_oracle"
     description = "−E_Q log P(x) over Q's samples (nats per sample; the paper's eq. 9, quality)"
-    model_requires = frozenset({"sample"})
+    # On sequences the samples come with their log Q from sample_with_log_prob (shared with
+    # nll_div and kl_reverse), which is the autoregressive interface's.
+    model_requires = {
+        "vector": frozenset({"sample"}),
+        "sequence": frozenset({"sample", "autoregressive"}),
+    }
     task_requires = frozenset({"log_prob"})
     direction = "min"
+    frontier = {"nll_oracle": "nll_test"}
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
         if task.kind != "sequence":
@@ -171,7 +162,8 @@ class NLLDiv(_Sampling):
 
 
 class EntropyP(Metric):
-    """P's entropy −E_P log P: exact on enumerable tasks, else from the held-out set."""
+    """P's entropy −E_P log P: exact on enumerable tasks, else from the held-out set's
+    log P (`Task.test_log_prob`), with a standard error."""
 
     name = "entropy_p"
     description = "P's entropy −E_P log P (entropy_p; entropy_rate_p per token on sequences)"
@@ -184,10 +176,8 @@ class EntropyP(Metric):
             lp = task.log_prob(task.enumerate()).double()
             p = lp.exp()
             est = Estimate(float(-(torch.where(p > 0, p * lp, torch.zeros_like(p))).sum()))
-        elif isinstance(getattr(task, "entropy", None), Estimate):
-            est = task.entropy
         else:
-            est = mean_estimate(-task.log_prob(task.test))
+            est = mean_estimate(-task.test_log_prob())
         out = {"entropy_p": est}
         if task.kind == "sequence":
             out["entropy_rate_p"] = Estimate(est.value / task.length, est.stderr / task.length)

@@ -21,7 +21,7 @@ from benchmark_core import Estimate, EvalContext, Metric, Model, Task, hookimpl
 
 def model_joint(model: Model, task: Task) -> np.ndarray | None:
     """Q's exact K x K joint table on a length-2 enumerable task (None on other tasks)."""
-    if getattr(task, "length", None) != 2:
+    if task.length != 2:
         return None
     k = task.vocab_size
     log_q = model.log_prob(task.enumerate()).double()
@@ -58,9 +58,9 @@ class SSFixedPointTV(Metric):
     """Distance of Q(x2|x1) from the scheduled-sampling fixed point for the objective's ε.
 
     ``ss_fixed_point_tv`` = Σ_z P(z) · TV(Q(·|z), ε P(·|z) + (1 − ε) P(·)), with ε the
-    keep-probability the objective used at its latest step (``current_eps``, else ``eps``).
-    NaN for objectives without an ε (there is no fixed point to compare with);
-    ``ss_eps`` records the ε used.
+    keep-probability the objective used at its latest step (its ``feed_eps()``);
+    ``ss_eps`` records the ε used. Only for objectives that provide ``feed_eps``: on any other
+    there is no fixed point to compare with, and the grid skips the metric with that reason.
     """
 
     name = "ss_fixed_point_tv"
@@ -68,16 +68,17 @@ class SSFixedPointTV(Metric):
     kinds = frozenset({"sequence"})
     model_requires = frozenset({"log_prob"})
     task_requires = frozenset({"log_prob", "enumerable"})
+    objective_requires = frozenset({"feed_eps"})
     direction = "min"
 
     def direction_of(self, value_name: str) -> str:
         return "none" if value_name == "ss_eps" else "min"
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
-        eps = getattr(ctx.objective, "current_eps", getattr(ctx.objective, "eps", None))
+        eps = ctx.objective.feed_eps()
         q = model_joint(model, task)
-        if eps is None or q is None:  # no fixed point to compare with: NaN, noted on the rows
-            return {"ss_fixed_point_tv": Estimate(math.nan), "ss_eps": Estimate(math.nan)}
+        if q is None:  # only defined for pairs of symbols: NaN, noted on the rows
+            return {"ss_fixed_point_tv": Estimate(math.nan), "ss_eps": Estimate(float(eps))}
         p = task_joint(task)
         target = ss_fixed_point(p, float(eps))
         tv = total_variation(conditional(q / q.sum()), target, weights=p.sum(axis=1))

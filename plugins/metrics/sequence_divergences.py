@@ -17,7 +17,6 @@ from gbench_plugins.metrics.likelihood import (
     draw,
     draw_task_log_probs,
     mean_estimate,
-    task_test_log_probs,
     test_log_probs,
 )
 
@@ -42,7 +41,7 @@ def sequence_kl_forward(model: Model, task: Task, ctx: EvalContext) -> dict[str,
         x = task.enumerate()
         exact = Estimate(_exact_kl(task.log_prob(x), model.log_prob(x)))
         return {"kl_forward": exact, "kl_forward_per_token": _per_token(exact, task.length)}
-    est = mean_estimate(task_test_log_probs(task) - test_log_probs(model, task, ctx))
+    est = mean_estimate(task.test_log_prob() - test_log_probs(model, task, ctx))
     return {"kl_forward": est, "kl_forward_per_token": _per_token(est, task.length)}
 
 

@@ -16,15 +16,24 @@ data batch) and uses it for every discriminator step and the generator step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from gbench_plugins.objectives.score_function import surrogate
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark_core import Budget, Model, Objective, Param, Task, hookimpl, positive, probability
-from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core import (
+    Budget,
+    Model,
+    ModelStack,
+    Objective,
+    Param,
+    Task,
+    hookimpl,
+    per_replica,
+    positive,
+    probability,
+)
 
 
 def mlp(inputs: int, width: int, depth: int) -> nn.Sequential:
@@ -79,19 +88,29 @@ class AdversarialJSPi(Objective):
     replica_kinds = frozenset({"vector"})
     replica_params = frozenset({"pi"})
 
-    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+    def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         self.model = model
         self.sequences = task.kind == "sequence"
-        device = next(model.parameters()).device
-        if self.sequences:
-            self.disc = SequenceDiscriminator(task.vocab_size, self.d_width).to(device)
-        else:
-            self.disc = mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
+        self.disc = self.discriminator(model, task)
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps, (0.5, 0.999))
         self.d_opt, self.d_sched = self.adam(
             self.disc.parameters(), self.d_lr, budget.steps, (0.5, 0.999)
         )
-        self.offset = self.pi * math.log(self.pi) + (1 - self.pi) * math.log1p(-self.pi)
+        pi = self.pi  # a float, or one per replica [R] (and then so is the offset)
+        if isinstance(pi, torch.Tensor):
+            self.offset = pi * torch.log(pi) + (1 - pi) * torch.log1p(-pi)
+        else:
+            self.offset = pi * math.log(pi) + (1 - pi) * math.log1p(-pi)
+
+    def discriminator(self, model: Model | ModelStack, task: Task) -> nn.Module:
+        """A new discriminator on the model's device; for a stack, one per replica, stacked."""
+        if isinstance(model, ModelStack):
+            dim = task.train.shape[1]
+            return model.stack([mlp(dim, self.d_width, self.d_depth) for _ in range(len(model))])
+        device = next(model.parameters()).device
+        if self.sequences:
+            return SequenceDiscriminator(task.vocab_size, self.d_width).to(device)
+        return mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
 
     def value(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)], with D = σ(logit).
@@ -112,28 +131,10 @@ class AdversarialJSPi(Objective):
     def generator_cost(self, logits: torch.Tensor) -> torch.Tensor:
         """The generator's loss per sample, from the discriminator's logits [n, 1]
         (with replicas [R, n, 1]: π is then [R, 1, 1])."""
-        pi = self.pi if isinstance(self.pi, float) else self.pi[:, None, None]
+        pi = per_replica(self.pi, logits)
         if self.generator_loss == "minimax":
             return (1 - pi) * F.logsigmoid(-logits)
         return -(1 - pi) * F.logsigmoid(logits)
-
-    def setup_replicas(
-        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
-    ) -> None:
-        device = next(models.parameters()).device
-        self.sequences = False
-        discs = [mlp(task.train.shape[1], self.d_width, self.d_depth) for _ in params]
-        self.model, self.disc = models, ReplicaStack(discs).to(device)
-        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps, (0.5, 0.999))
-        self.d_opt, self.d_sched = self.adam(
-            self.disc.parameters(), self.d_lr, budget.steps, (0.5, 0.999)
-        )
-        # π per replica: `value` and `generator_cost` broadcast it over each replica's batch.
-        self.pi = torch.tensor([p["pi"] for p in params], device=device)
-        self.offset = self.pi * torch.log(self.pi) + (1 - self.pi) * torch.log1p(-self.pi)
-
-    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        return self.vector_step(batch, self.model.call)
 
     def sequence_step(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -159,21 +160,18 @@ class AdversarialJSPi(Objective):
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         if self.sequences:
             return self.sequence_step(batch)
-        return self.vector_step(batch, lambda method, n: getattr(self.model, method)(n))
+        return self.vector_step(batch)
 
-    def vector_step(
-        self, batch: torch.Tensor, draw: Callable[[str, int], torch.Tensor]
-    ) -> torch.Tensor:
-        """The game on reparameterised samples; ``draw(method, n)`` calls the model's
-        ``sample`` or ``rsample`` (on replicas: every replica's, with a leading axis)."""
+    def vector_step(self, batch: torch.Tensor) -> torch.Tensor:
+        """The game on reparameterised samples (on replicas: every replica's own, [R])."""
         for _ in range(self.d_steps):
-            fake = draw("sample", self.n_samples)
+            fake = self.model.sample(self.n_samples)
             v = self.value(batch, fake)
             self.d_opt.zero_grad(set_to_none=True)
             # With replicas v is [R]: they share no parameter, so each gets its own gradient.
             (-v.sum()).backward()
             self.d_opt.step()
-        fake = draw("rsample", self.n_samples)
+        fake = self.model.rsample(self.n_samples)
         self.generator_update(self.generator_cost(self.disc(fake)).flatten(-2).mean(-1).sum())
         # The discriminator's estimate of JS_π (a lower bound while D is not optimal).
         return v.detach() - self.offset

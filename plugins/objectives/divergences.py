@@ -17,8 +17,18 @@ import math
 import torch
 from gbench_plugins.objectives.score_function import surrogate
 
-from benchmark_core import Budget, Model, Objective, Param, Task, hookimpl, positive, probability
-from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core import (
+    Budget,
+    Model,
+    ModelStack,
+    Objective,
+    Param,
+    Task,
+    hookimpl,
+    per_replica,
+    positive,
+    probability,
+)
 
 _N_SAMPLES = Param(1024, "samples of Q per step (vectors; on sequences: the batch size)", low=1)
 
@@ -38,45 +48,24 @@ class _FromDensities(Objective):
 
     replica_kinds = frozenset({"vector"})
 
-    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+    def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         self.model, self.task = model, task
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps)
 
-    def setup_replicas(
-        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
-    ) -> None:
-        self.models, self.task = models, task
-        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps)
-        self.replica_setup(params)
-
-    def replica_setup(self, params: list[dict]) -> None:
-        """Per-replica values of the parameters in ``replica_params`` (none by default)."""
-
     def task_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log P of [R, n, d] points, [R, n] (P is shared: no vmap needed)."""
-        return self.task.log_prob(x.flatten(0, 1)).view(x.shape[:2])
-
-    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
-        """Every replica's loss, [R], on ``batch`` [R, B, d]."""
-        raise NotImplementedError
-
-    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        loss = self.replica_losses(batch)
-        self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # replicas share no parameter: each gets its own gradient
-        self.opt.step()
-        self.sched.step()
-        return loss.detach()
+        """log P of points [n, d] or, from replicas, [R, n, d] (P is shared: no vmap needed)."""
+        return self.task.log_prob(x.flatten(0, -2)).view(x.shape[:-1])
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The loss to differentiate, or (a surrogate to differentiate, the value to log)."""
+        """The loss to differentiate, or (a surrogate to differentiate, the value to log);
+        with replicas, one per replica [R]."""
         raise NotImplementedError
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         loss = self.loss(batch)
         grad_of, value = loss if isinstance(loss, tuple) else (loss, loss)
         self.opt.zero_grad(set_to_none=True)
-        grad_of.backward()
+        grad_of.sum().backward()  # replicas share no parameter: each gets its own gradient
         self.opt.step()
         self.sched.step()
         return value.detach()
@@ -97,8 +86,7 @@ class ReverseKL(_FromDensities):
         if self.task.kind == "sequence":
             # REINFORCE on as many samples as the batch holds; the cost is log Q − log P.
             x = self.model.sample(batch.shape[0])
-            token_p = getattr(self.task, "token_log_probs", None)
-            if token_p is None:
+            if "token_log_prob" not in self.task.provides:
                 log_q = self.model.log_prob(x)
                 cost = log_q.detach() - self.task.log_prob(x)
                 return surrogate(cost, log_q), cost.mean()
@@ -106,18 +94,14 @@ class ReverseKL(_FromDensities):
             # earlier terms do not depend on x_t's choice), which is unbiased (causality)
             # and far less noisy on long sequences.
             tok_q = self.model.token_log_probs(x)
-            tok_cost = tok_q.detach() - token_p(x)
+            tok_cost = tok_q.detach() - self.task.token_log_probs(x)
             to_go = tok_cost.flip(1).cumsum(1).flip(1)
             n = to_go.shape[0]
             base = (to_go.sum(0, keepdim=True) - to_go) / max(n - 1, 1)
             grad_of = ((to_go - base) * tok_q).sum(1).mean()
             return grad_of, tok_cost.sum(1).mean()
         x = self.model.rsample(self.n_samples)
-        return (self.model.log_prob(x) - self.task.log_prob(x)).mean()
-
-    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
-        x = self.models.call("rsample", self.n_samples)
-        return (self.models.call("log_prob", x) - self.task_log_prob(x)).mean(1)
+        return (self.model.log_prob(x) - self.task_log_prob(x)).mean(-1)
 
 
 class ExactJSPi(_FromDensities):
@@ -148,19 +132,6 @@ class ExactJSPi(_FromDensities):
         pi = torch.as_tensor(self.pi if pi is None else pi, dtype=log_p.dtype)
         return torch.logaddexp(log_p + torch.log(pi), log_q + torch.log1p(-pi))
 
-    def replica_setup(self, params: list[dict]) -> None:
-        device = next(self.models.parameters()).device
-        self.pis = torch.tensor([p["pi"] for p in params], device=device)[:, None]
-
-    def replica_losses(self, batch: torch.Tensor) -> torch.Tensor:
-        pi = self.pis
-        log_p_p, log_q_p = self.task_log_prob(batch), self.models.call("log_prob", batch)
-        x = self.models.call("rsample", self.n_samples)
-        log_p_q, log_q_q = self.task_log_prob(x), self.models.call("log_prob", x)
-        on_p = (log_p_p - self.log_m(log_p_p, log_q_p, pi)).mean(1)
-        on_q = (log_q_q - self.log_m(log_p_q, log_q_q, pi)).mean(1)
-        return pi[:, 0] * on_p + (1 - pi[:, 0]) * on_q
-
     def exact(self) -> torch.Tensor:
         """JS_π summed over the task's whole (enumerable) sample space."""
         x = self.task.enumerate()
@@ -173,11 +144,12 @@ class ExactJSPi(_FromDensities):
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         if self.task.kind == "sequence":
             return self.exact()
-        log_p_p, log_q_p = self.task.log_prob(batch), self.model.log_prob(batch)
+        log_p_p, log_q_p = self.task_log_prob(batch), self.model.log_prob(batch)
         x = self.model.rsample(self.n_samples)
-        log_p_q, log_q_q = self.task.log_prob(x), self.model.log_prob(x)
-        on_p = (log_p_p - self.log_m(log_p_p, log_q_p)).mean()
-        on_q = (log_q_q - self.log_m(log_p_q, log_q_q)).mean()
+        log_p_q, log_q_q = self.task_log_prob(x), self.model.log_prob(x)
+        pi = per_replica(self.pi, log_p_p)  # with replicas [R, 1], against rows [R, n]
+        on_p = (log_p_p - self.log_m(log_p_p, log_q_p, pi)).mean(-1)
+        on_q = (log_q_q - self.log_m(log_p_q, log_q_q, pi)).mean(-1)
         return self.pi * on_p + (1 - self.pi) * on_q
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark_core import Budget, Model, Objective, Task, hookimpl, positive
-from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core import Budget, Model, ModelStack, Objective, Task, hookimpl, positive
 
 
 class MaximumLikelihood(Objective):
@@ -17,26 +16,13 @@ class MaximumLikelihood(Objective):
     param_spec = {"lr": positive(0.05, "Adam learning rate (cosine-decayed to lr/100)")}
     replica_kinds = frozenset({"vector"})
 
-    def setup(self, model: Model, task: Task, budget: Budget) -> None:
+    def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         self.model = model
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps)
 
     def step(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        loss = -self.model.log_prob(batch).mean()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        self.sched.step()
-        return loss.detach()
-
-    def setup_replicas(
-        self, models: ReplicaStack, task: Task, budget: Budget, params: list[dict]
-    ) -> None:
-        self.models = models
-        self.opt, self.sched = self.adam(models.parameters(), self.lr, budget.steps)
-
-    def step_replicas(self, batch: torch.Tensor, step: int) -> torch.Tensor:
-        loss = -self.models.call("log_prob", batch).mean(1)
+        # One code path for a lone model ([B] -> 0-d) and a stack of replicas ([R, B] -> [R]).
+        loss = -self.model.log_prob(batch).mean(-1)
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # replicas share no parameter: each gets its own gradient
         self.opt.step()

@@ -45,6 +45,7 @@ class ScheduledSampling(Objective):
     description = "scheduled sampling: feed true tokens with prob. ε, else the model's (improper)"
     kinds = frozenset({"sequence"})
     model_requires = frozenset({"autoregressive"})
+    provides = frozenset({"feed_eps"})
     param_spec = {
         "eps": Param(0.5, "probability of feeding the TRUE symbol (1 = ml)", float, 0.0, 1.0),
         "schedule": Param(
@@ -74,6 +75,10 @@ class ScheduledSampling(Objective):
         self.model = model
         self.opt, self.sched = self.adam(model.parameters(), self.lr, budget.steps)
         self.current_eps = self.eps_at(0)
+
+    def feed_eps(self) -> float:
+        """ε at the latest step (``ss_fixed_point_tv`` compares Q with its fixed point)."""
+        return self.current_eps
 
     def eps_at(self, i: int) -> float:
         """ε at training step i."""

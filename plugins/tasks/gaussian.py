@@ -18,6 +18,7 @@ class GaussianTask(Task):
     kind = "vector"
     provides = frozenset({"log_prob", "sample"})
     default_models = ("isotropic_gaussian", "gaussian")
+    headline_metrics = ("nll_test", "nll_oracle", "kl_forward", "kl_reverse")
     param_spec = {
         "a": positive(4.0, "variance along the first principal axis"),
         "b": positive(0.25, "variance along the second principal axis"),

@@ -45,6 +45,7 @@ class MixtureTask(Task):
     kind = "vector"
     provides = frozenset({"log_prob", "sample"})
     default_models = ("gaussian", "gaussian_mixture", "flow", "mlp_generator")
+    headline_metrics = ("nll_test", "nll_oracle", "recall", "precision")
     param_spec = {
         "k": Param(8, "number of modes", low=1),
         "radius": positive(2.0, "ring radius, or half the side of the grid"),

@@ -24,6 +24,7 @@ class PairsTask(Task):
     kind = "sequence"
     provides = frozenset({"log_prob", "sample", "enumerable"})
     default_models = ("tabular", "lstm")
+    headline_metrics = ("kl_forward", "kl_reverse", "ss_fixed_point_tv", "mi_q")
     param_spec = {
         "k": Param(5, "number of symbols K (ignored when table is given)", low=2),
         "dependence": Param(
@@ -31,7 +32,9 @@ class PairsTask(Task):
         ),
         "concentration": positive(1.0, "Dirichlet concentration of the marginals"),
         "noise": Param(0.1, "how far each P(x2|x1) row is from a point mass", float, 0.0, 1.0),
-        "table": Param("", "path of a JSON K x K joint table (instead of the Dirichlet one)"),
+        "table": Param(
+            "", "path of a JSON K x K joint table (instead of the Dirichlet one)", file=True
+        ),
         "n_train": Param(100_000, "training-set size", low=1),
         "n_test": Param(10_000, "held-out test-set size", low=1),
         "seed": Param(0, "seed of the table and of the fixed train and test sets", low=0),

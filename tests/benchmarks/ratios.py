@@ -26,7 +26,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from conftest import registry_with  # noqa: E402
+from helpers import registry_with  # noqa: E402
 from speed import (  # noqa: E402
     Noop,
     cells,

@@ -13,12 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from conftest import grid
+from helpers import grid
 
 from benchmark_core.contract import Model, Objective, Task
 from benchmark_core.engine.executors import run_grid
 from benchmark_core.engine.grid import Cell
-from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core.engine.loop import build as build_work
 from benchmark_core.engine.runner import TaskCache, seed_everything
 from benchmark_core.registry import Registry
 
@@ -84,19 +84,14 @@ def step_seconds(cell: Cell, steps: int) -> float:
 def replica_step_seconds(group: list[Cell], steps: int) -> float:
     """CPU seconds per training step of ``group`` trained together as one stack."""
     first = group[0]
-    seed_everything(first.seed)
     task = _CACHE.get(first.task, CPU)
-    models = [c.model.cls(task, **c.model.params) for c in group]
-    objective = first.objective.cls(**first.objective.params)
-    objective.setup_replicas(
-        ReplicaStack(models), task, first.budget, [c.objective.params for c in group]
-    )
+    _, _, objective = build_work(group, task, CPU)  # as the engine builds a replica batch
     data = batches(task, first, steps, replicas=len(group))
-    objective.step_replicas(data[0], 0)
+    objective.step(data[0], 0)
 
     def run() -> None:
         for i, batch in enumerate(data):
-            objective.step_replicas(batch, i)
+            objective.step(batch, i)
 
     return cpu_time(run, repeats=1) / steps
 

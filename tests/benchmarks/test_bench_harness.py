@@ -7,10 +7,10 @@ import itertools
 
 import pytest
 import torch
-from conftest import registry_with
+from helpers import registry_with
 from speed import Noop, batches, build, cells, grid_seconds, trivial_cells
 
-from benchmark_core.engine.replicas import ReplicaStack
+from benchmark_core.engine.loop import build as build_work
 from benchmark_core.engine.runner import TaskCache, run_cell
 from benchmark_core.registry import load_registry
 
@@ -39,11 +39,10 @@ def test_training_step_gaussian(benchmark, objective):
 def test_32_replicas_step_gaussian(benchmark, objective):
     group = cells(REGISTRY, objective, "gaussian", "isotropic_gaussian", seeds="32")
     first = group[0]
-    task, _, obj = build(first)
-    models = [c.model.cls(task, **c.model.params) for c in group]
-    obj.setup_replicas(ReplicaStack(models), task, first.budget, [first.objective.params] * 32)
+    task, _, _ = build(first)
+    _, _, obj = build_work(group, task, CPU)  # as the engine builds a replica batch
     data = itertools.cycle(batches(task, first, 4, replicas=32))
-    benchmark(lambda: obj.step_replicas(next(data), 0))
+    benchmark(lambda: obj.step(next(data), 0))
 
 
 def test_harness_overhead_per_cell(benchmark, tmp_path):
