@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from benchmark_core import __version__
-from benchmark_core.contract import Component, Metric, Model, Objective, Task, hookspecs
+from benchmark_core.contract import Claim, Metric, Model, Objective, Task, hookspecs
 from benchmark_core.contract.errors import PluginError, UsageError, did_you_mean
 from benchmark_core.contract.params import Param
 
@@ -49,16 +49,19 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gbench_plugins.metrics.bleu",
     "gbench_plugins.figures.standard",
     "gbench_plugins.figures.figure1",
+    "gbench_plugins.claims.gaussian",
+    "gbench_plugins.claims.sequences",
 )
 
 ENTRY_POINT_GROUP = "gbench"
 
 #: kind -> (hook name, base class)
-KINDS: dict[str, tuple[str, type[Component]]] = {
+KINDS: dict[str, tuple[str, type]] = {
     "task": ("register_tasks", Task),
     "model": ("register_models", Model),
     "objective": ("register_objectives", Objective),
     "metric": ("register_metrics", Metric),
+    "claim": ("register_claims", Claim),
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -106,7 +109,7 @@ class Registry:
     manager: pluggy.PluginManager | None = None
 
     def of_kind(self, kind: str) -> dict[str, Entry]:
-        """Components of one kind (``task``, ``model``, ``objective``, ``metric``)."""
+        """Components of one kind (``task``, ``model``, ``objective``, ``metric``, ``claim``)."""
         return self.components[kind]
 
     def get(self, kind: str, name: str) -> Entry:

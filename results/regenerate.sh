@@ -8,6 +8,7 @@ start=$(date +%s)
 gbench run --objectives all --tasks gaussian,text --seeds 3 -j 2 --out quick || true
 end=$(date +%s)
 gbench leaderboard quick -o leaderboard.md
+gbench claims all --out quick -j 2 -o claims.md || true   # reuses the grid's cells it shares
 gbench plot figure1 quick --task gaussian -o figure1
 gbench plot frontier quick --task text --x nll_test --y nll_oracle -o text_frontier
 gbench plot curves quick --task text --metric nll_test,nll_oracle,nll_div -o text_curves

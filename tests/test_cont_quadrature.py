@@ -1,4 +1,4 @@
-"""Quadrature divergences against closed forms and the JS_π identities of SCIENCE.md §1."""
+"""Quadrature divergences against closed forms and the JS_π identities of docs/science.md §1.3."""
 
 from __future__ import annotations
 

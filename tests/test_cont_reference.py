@@ -1,4 +1,4 @@
-"""Optimal isotropic fits to P = N(0, diag(a, b)): SCIENCE.md §5 and independent checks."""
+"""Optimal isotropic fits to P = N(0, diag(a, b)): docs/science.md §5.1 and independent checks."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_optimum_falls_strictly_from_forward_to_reverse():
     s2 = [optimal_isotropic_s2(4.0, 0.25, pi) for pi in pis]
     assert all(u > v for u, v in pairwise(s2))
     assert s2_reverse_kl(4.0, 0.25) < s2[-1] and s2[0] < s2_forward_kl(4.0, 0.25)
-    # Not at the maximum-likelihood value at π = 0.1 (SCIENCE.md §5).
+    # Not at the maximum-likelihood value at π = 0.1 (docs/science.md §5.1).
     assert s2[2] < 0.85 * s2_forward_kl(4.0, 0.25)
 
 

@@ -41,11 +41,11 @@ def test_example_plugin_installs_lists_checks_runs_and_uninstalls(tmp_path):
     listed = json.loads(_run(*gbench, "plugins", "--json", target=target).stdout)
     [mmd] = [p for p in listed["plugins"] if p["distribution"] == "gbench-mmd"]
     assert (mmd["name"], mmd["version"]) == ("mmd", "0.1.0")
-    assert mmd["components"] == ["objective:mmd", "metric:energy_distance"]
+    assert mmd["components"] == ["objective:mmd", "metric:energy_distance", "claim:mmd_recovers_p"]
 
     checked = _run(*gbench, "check-plugin", "gbench-mmd", target=target)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "8 passed, 0 failed, 0 skipped" in checked.stdout
+    assert "11 passed, 0 failed, 0 skipped" in checked.stdout  # 8 for the components, 3 the claim
 
     own_tests = _run(
         "-m", "pytest", "-q", "-p", "benchmark_core.conformance.pytest_plugin", str(EXAMPLE / "tests"),

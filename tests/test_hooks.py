@@ -12,7 +12,9 @@ EVERY_HOOK = '''
 import click
 import torch
 from benchmark_core import hookimpl
-from benchmark_core.contract import Estimate, Metric, Model, Objective, Task
+from benchmark_core.contract import (
+    Claim, ClaimGrid, Estimate, Evidence, Metric, Model, Objective, Task, Verdict,
+)
 
 
 class ToyTask(Task):
@@ -97,6 +99,25 @@ def register_metrics(register):
     register(ToyMetric)
 
 
+class ToyClaim(Claim):
+    """SGD puts the point mass on the data mean."""
+
+    name = "hook_claim"
+    description = "the toy objective fits the mean"
+    statement = "hook_objective ends within 0.05 of the training mean."
+    source = "tests/test_hooks.py"
+    grids = (ClaimGrid("hook_objective", "hook_task", "hook_model", "hook_metric", "3"),)
+
+    def check(self, results):
+        interval = results.interval("hook_metric", "hook_objective", "hook_task")
+        return Verdict.of([Evidence.below("distance to the mean", interval, 0.05)])
+
+
+@hookimpl
+def register_claims(register):
+    register(ToyClaim)
+
+
 def draw(df, directions, request):
     raise NotImplementedError
 
@@ -170,6 +191,21 @@ def test_hook_register_objectives(every_hook, gbench, tmp_path):
 def test_hook_register_metrics(every_hook):
     metric = _entry(every_hook, "metric", "hook_metric").cls
     assert metric.direction == "min" and metric().direction_of("hook_metric") == "min"
+
+
+def test_hook_register_claims(every_hook, gbench, tmp_path):
+    claim = _entry(every_hook, "claim", "hook_claim").cls
+    assert claim.grids[0].seeds == "3"
+    out = tmp_path / "r"
+    ran = gbench("claims", "hook_claim", "--budget", "smoke", "--out", str(out), "--format", "json")
+    assert ran.code == 0, ran.out + ran.err
+    import json
+
+    [verdict] = json.loads(ran.out)["claims"]
+    assert verdict["outcome"] == "reproduced" and verdict["plugin"].startswith("every_hook")
+    [figure] = verdict["evidence"]
+    assert figure["n"] == 3 and figure["high"] < 0.05
+    assert len(list(out.glob("*.parquet"))) == 3
 
 
 def test_hook_register_plots(every_hook):

@@ -1,5 +1,5 @@
 """Real training runs on the mixture task: every objective on every model that allows it, the
-grid's skips on the implicit model, and mode covering against mode seeking (SCIENCE.md §5)."""
+grid's skips on the implicit model, and mode covering against mode seeking (docs/science.md §5.2)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The paper's Figure 1 numbers from real training runs (quick budget; the slow part of CI).
 
 Each fitted s² of Q = N(μ, s²I) on P = N(0, diag(a, b)) is compared with an independent
-reference: closed forms for maximum likelihood and reverse KL, SCIENCE.md's table and our own
+reference: closed forms for maximum likelihood and reverse KL, docs/science.md's table and our own
 quadrature for JS_π.
 
 The runs take the default path, as users and the committed results do: cells that differ only
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 REPLICAS = 32  # the CLI's default
 
-SCIENCE_TABLE = {0.1: 1.7017, 0.5: 1.0000, 0.99: 0.4881}  # SCIENCE.md §5, a=4, b=0.25
+SCIENCE_TABLE = {0.1: 1.7017, 0.5: 1.0000, 0.99: 0.4881}  # docs/science.md §5.1, a=4, b=0.25
 
 
 def fitted_s2(tmp_path, objectives, tasks, seeds="1"):

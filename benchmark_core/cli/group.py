@@ -22,6 +22,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "benchmark_core.cli.check",
         "Check every component that PACKAGES register against its declarations.",
     ),
+    "claims": (
+        "benchmark_core.cli.claims",
+        "Check each claim of the paper (or of a plugin): reproduced, not reproduced or "
+        "inconclusive, with the figures and 95% intervals behind it.",
+    ),
     "evaluate": (
         "benchmark_core.cli.evaluate",
         "Compute METRICS on the checkpoints in RESULTS without training, adding their rows.",

@@ -331,6 +331,8 @@ def report_command(
     notes += more_notes
     for note in notes:
         click.echo(f"warning: {printable(note)}", err=True)
+    from benchmark_core.cli.claims import claims_section_for
+
     with warnings_to_stderr():
         page = render_report(
             df,
@@ -342,6 +344,7 @@ def report_command(
             figure_notes=notes,
             headline_figures=headline,
             headline_metrics=headline_metrics(registry),
+            claims_html=claims_section_for(df),
         )
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)

@@ -156,6 +156,11 @@ def collect(registry: Registry, packages: Iterable[str]) -> list[Check]:
         for _, entry in sorted(registry.of_kind(kind).items()):
             if entry.plugin.name in plugins:
                 checks += cc.checks_for(entry, bench)
+    from benchmark_core.conformance.claims import claim_checks
+
+    for _, entry in sorted(registry.of_kind("claim").items()):
+        if entry.plugin.name in plugins:
+            checks += claim_checks(entry, bench)
     return checks
 
 

@@ -1,4 +1,4 @@
-"""The public contract: hook specs, component base classes, parameters, budgets, errors.
+"""The public contract: hook specs, component and claim base classes, parameters, budgets, errors.
 
 Everything a plugin needs is importable from here (or from ``benchmark_core``); this package
 imports nothing else of gbench.
@@ -42,6 +42,12 @@ _WHERE = {
     "TASK_CAPABILITIES": "component",
     "ModelStack": "stack",
     "per_replica": "stack",
+    "Claim": "claim",
+    "ClaimGrid": "claim",
+    "ClaimResults": "claim",
+    "Evidence": "claim",
+    "Interval": "claim",
+    "Verdict": "claim",
 }
 
 __all__ = [
@@ -54,10 +60,15 @@ __all__ = [
     "Autoregressive",
     "AutoregressiveModel",
     "Budget",
+    "Claim",
+    "ClaimGrid",
+    "ClaimResults",
     "Component",
     "Estimate",
     "EvalContext",
+    "Evidence",
     "GbenchError",
+    "Interval",
     "Metric",
     "Model",
     "ModelStack",
@@ -69,6 +80,7 @@ __all__ = [
     "SampleOutput",
     "Task",
     "UsageError",
+    "Verdict",
     "categorical",
     "hookimpl",
     "incompatibility",

@@ -29,6 +29,11 @@ def register_metrics(register):
 
 
 @hookspec
+def register_claims(register):
+    """Register Claim subclasses (a paper's claims, checked by ``gbench claims``)."""
+
+
+@hookspec
 def register_plots(register):
     """Add ``gbench plot`` kinds by calling ``register(name, draw, help, options=())``."""
 

@@ -1,7 +1,7 @@
 """Objective ``jspi``: adversarial training that minimises the generalised JS_π divergence.
 
 A discriminator D(x) = σ(f(x)) maximises V(D) = π E_P[log D] + (1 − π) E_Q[log(1 − D)].
-π is the share of real (P) samples the discriminator sees (SCIENCE.md's errata: π < ½ means P
+π is the share of real (P) samples the discriminator sees (docs/science.md §4: π < ½ means P
 is *under*-represented). At the optimum D* = πP / (πP + (1 − π)Q) and
 V(D*) = JS_π[P‖Q] + π log π + (1 − π) log(1 − π), so a generator that minimises V (the
 minimax game) descends JS_π. The common "non-saturating" generator loss −E_Q[log D] is a
@@ -60,7 +60,7 @@ class SequenceDiscriminator(nn.Module):
 
 
 class AdversarialJSPi(Objective):
-    """The GAN game with class prior π, on reparameterised samples of Q."""
+    """The GAN game with class prior π, on reparameterised samples of Q (docs/science.md §1.4)."""
 
     name = "jspi"
     description = "adversarial JS_π: a discriminator with real-sample share π (minimax GAN)"

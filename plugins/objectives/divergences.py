@@ -72,7 +72,7 @@ class _FromDensities(Objective):
 
 
 class ReverseKL(_FromDensities):
-    """KL[Q‖P] = E_Q[log Q − log P], estimated on reparameterised samples of Q."""
+    """KL[Q‖P] = E_Q[log Q − log P] on reparameterised samples of Q (docs/science.md §1.2)."""
 
     name = "reverse_kl"
     description = "reverse KL[Q‖P] = E_Q[log Q − log P] with P's density (mode seeking)"
@@ -105,7 +105,7 @@ class ReverseKL(_FromDensities):
 
 
 class ExactJSPi(_FromDensities):
-    """JS_π[P‖Q] = π KL[P‖M] + (1 − π) KL[Q‖M], M = πP + (1 − π)Q, with the true densities.
+    """JS_π[P‖Q] = π KL[P‖M] + (1 − π) KL[Q‖M], M = πP + (1 − π)Q (docs/science.md §1.3).
 
     The P term is averaged over the training batch, the Q term over reparameterised samples;
     log M is computed with logaddexp so that neither density underflows.

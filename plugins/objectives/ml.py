@@ -8,7 +8,7 @@ from benchmark_core import Budget, Model, ModelStack, Objective, Task, hookimpl,
 
 
 class MaximumLikelihood(Objective):
-    """Mean negative log-likelihood of the training batch (teacher forcing for sequences)."""
+    """Mean −log Q of the training batch, teacher-forced on sequences (docs/science.md §1.1)."""
 
     name = "ml"
     description = "maximum likelihood: minimise −E_P log Q, i.e. KL[P‖Q] (mode covering)"

@@ -39,7 +39,7 @@ def schedule_eps(schedule: str, i: int, eps: float, k: float, c: float, eps_min:
 
 
 class ScheduledSampling(Objective):
-    """Feed the model's own symbols with probability 1 − ε; score the true next symbol."""
+    """Feed Q's own symbols with probability 1 − ε, score the true next (docs/science.md §1.5)."""
 
     name = "scheduled_sampling"
     description = "scheduled sampling: feed true tokens with prob. ε, else the model's (improper)"

@@ -56,3 +56,21 @@ def test_mmd_trains_beside_the_builtins(gbench_cli, tmp_path):
     ed = frame[(frame.metric == "energy_distance") & (frame.objective == "mmd")]
     first, last = ed.sort_values("step").value.iloc[[0, -1]]
     assert last < first / 5  # training moved Q towards P
+
+
+def test_the_claim_reads_p_s_covariance_from_the_final_values():
+    from benchmark_core import ClaimResults
+
+    def table(eig0, eig1):
+        return ClaimResults.from_rows(
+            {"task": "gaussian", "model": "gaussian", "objective": "mmd", "seed": s,
+             "metric": m, "value": v * (1 + 0.002 * (s - 1))}
+            for s in range(3) for m, v in (("cov_eig_0", eig0), ("cov_eig_1", eig1))
+        )  # fmt: skip
+
+    claim = gbench_mmd.MMDRecoversP()
+    assert claim.check(table(4.02, 0.251)).outcome == "reproduced"
+    refuted = claim.check(table(4.02, 0.40))  # the narrow axis left too wide
+    assert refuted.outcome == "not reproduced"
+    assert [e.outcome for e in refuted.evidence] == ["reproduced", "not reproduced"]
+    assert claim.check(ClaimResults.from_rows([])).outcome == "inconclusive"

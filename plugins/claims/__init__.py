@@ -1,0 +1,1 @@
+"""The paper's claims as checked verdicts (``gbench claims``): see docs/science.md §6."""
