@@ -41,7 +41,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "benchmark_core.cli.reports",
-        "Write one self-contained HTML page: leaderboards, figures, environment, problem cells.",
+        "Write one self-contained HTML page: figures, leaderboards, environment, problem cells.",
     ),
 }
 
