@@ -15,7 +15,7 @@ from benchmark_core.registry import reset_registry
 
 # gbench's own pytest plugin (installed as a pytest11 entry point; named here too so that the
 # tests also run from a source tree that was never installed).
-pytest_plugins = ["benchmark_core.conformance.pytest_plugin"]
+pytest_plugins = ["benchmark_core.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -48,7 +48,7 @@ def test_example_plugin_installs_lists_checks_runs_and_uninstalls(tmp_path):
     assert "11 passed, 0 failed, 0 skipped" in checked.stdout  # 8 for the components, 3 the claim
 
     own_tests = _run(
-        "-m", "pytest", "-q", "-p", "benchmark_core.conformance.pytest_plugin", str(EXAMPLE / "tests"),
+        "-m", "pytest", "-q", "-p", "benchmark_core.pytest_plugin", str(EXAMPLE / "tests"),
         target=target,
     )  # fmt: skip
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr

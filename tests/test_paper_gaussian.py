@@ -55,13 +55,17 @@ def batch_sizes(folder):
 
 
 def test_exact_jspi_ml_and_reverse_kl_reach_their_optima(tmp_path):
+    # The mean of 3 seeds is checked: at the quick budget one run ends within about 2% of
+    # its optimum (on the rotated task at π = 0.99, −0.9% to −2.0% over 5 seeds, mean −1.6%),
+    # so a single seed sits on the tolerance's edge; the seeds cost one stack, not three runs.
     s2 = fitted_s2(
         tmp_path,
         "ml,reverse_kl,jspi_exact[pi=[0.1,0.5,0.99]]",
         "gaussian[a=4,b=0.25],gaussian[a=2,b=0.5,angle=45]",
+        seeds="3",
     )
-    # ml and reverse_kl (one seed per task) train alone; each task's π sweep trains as one.
-    assert batch_sizes(tmp_path) == [1, 1, 1, 1] + [3] * 6
+    # Per task: ml's 3 seeds train as one stack, reverse_kl's too, and the π sweep's 9 cells.
+    assert batch_sizes(tmp_path) == [3] * 12 + [9] * 18
     first = s2.loc["gaussian[a=4,b=0.25]"]
     for pi, ref in SCIENCE_TABLE.items():
         assert first[f"jspi_exact[pi={pi:g}]"] == pytest.approx(ref, rel=0.02)

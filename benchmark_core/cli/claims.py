@@ -137,7 +137,7 @@ def claims_command(ctx: click.Context, names: tuple[str, ...], **options: Any) -
     every claim checked is reproduced, 1 otherwise (or when a cell failed), 2 on a usage
     error.
     """
-    from benchmark_core.cli.main import _report_plugin_failures
+    from benchmark_core.cli.common import report_plugin_failures as _report_plugin_failures
     from benchmark_core.engine.claims import (
         check_claim,
         merged_cells,
@@ -189,8 +189,9 @@ def claims_command(ctx: click.Context, names: tuple[str, ...], **options: Any) -
 
 def _run(cells: list[Any], out: Path, options: dict[str, Any]) -> Any:
     """Run the cells through the ordinary grid loop, progress on stderr."""
+    from benchmark_core.cli.common import check_writable as _check_writable
+    from benchmark_core.cli.common import sigterm_as_interrupt as _sigterm_as_interrupt
     from benchmark_core.cli.console import RichGridUI, summary_table
-    from benchmark_core.cli.main import _check_writable, _sigterm_as_interrupt
     from benchmark_core.engine.executors import run_grid
     from benchmark_core.engine.runner import resolve_device
 

@@ -18,6 +18,9 @@ from typing import Any
 import click
 
 from benchmark_core import __version__
+from benchmark_core.cli.common import check_writable as _check_writable
+from benchmark_core.cli.common import report_plugin_failures as _report_plugin_failures
+from benchmark_core.cli.common import sigterm_as_interrupt as _sigterm_as_interrupt
 from benchmark_core.cli.group import LAZY_COMMANDS, Gbench
 from benchmark_core.contract.errors import GbenchError, PluginError, UsageError
 from benchmark_core.results.safe_text import safe_text
@@ -55,24 +58,6 @@ class Seconds(click.FloatRange):
                 ctx,
             )
         return seconds
-
-
-def _check_writable(out: Path) -> None:
-    import tempfile
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write results to {safe_text(out)}: {exc.strerror}. "
-            f"Choose another folder with --out."
-        ) from None
-
-
-def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 #: The options of ``gbench run`` (a config file's keys are their names).
@@ -323,12 +308,6 @@ def plugins(as_json: bool) -> None:
         return
     _console().print(plugins_table(registry))
     _report_plugin_failures(registry)
-
-
-def _report_plugin_failures(registry: Any) -> None:
-    for name, error in registry.failures:
-        first = (error.strip().splitlines() or [""])[0]
-        _warn(f"plugin '{name}' failed to load: {first}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from benchmark_core.conformance.base import Check, NotApplicable, Workbench, build_model, fail
 from benchmark_core.conformance.density import sequence_problems, vector_problems
 from benchmark_core.conformance.interfaces import (
     check_autoregressive,
@@ -27,7 +28,6 @@ from benchmark_core.conformance.runs import (
     check_replicas,
     check_smoke_cell,
 )
-from benchmark_core.conformance.suite import Check, NotApplicable, Workbench, build_model, fail
 from benchmark_core.contract import (
     KINDS,
     MODEL_CAPABILITIES,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from benchmark_core.conformance.suite import Check, Workbench, fail
+from benchmark_core.conformance.base import Check, Workbench, fail
 from benchmark_core.contract.budgets import PROFILES
 from benchmark_core.contract.claim import REPRODUCED, Claim, ClaimGrid, ClaimResults, Verdict
 from benchmark_core.contract.errors import UsageError

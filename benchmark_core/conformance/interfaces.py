@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from benchmark_core.conformance.suite import Workbench, build_model, fail, smoke_budget
+from benchmark_core.conformance.base import Workbench, build_model, fail, smoke_budget
 from benchmark_core.contract import AUTOREGRESSIVE_METHODS, Model, Task
 from benchmark_core.registry import Entry
 

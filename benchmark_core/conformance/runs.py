@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from benchmark_core.conformance.base import Workbench, build_model, fail, smoke_budget
 from benchmark_core.conformance.proxy import (
     MODEL_METHODS,
     OBJECTIVE_METHODS,
@@ -15,7 +16,6 @@ from benchmark_core.conformance.proxy import (
     Restricted,
     UndeclaredCapability,
 )
-from benchmark_core.conformance.suite import Workbench, build_model, fail, smoke_budget
 from benchmark_core.contract import CAPABILITIES, Estimate, EvalContext, Metric, Objective
 from benchmark_core.registry import Entry
 

@@ -166,6 +166,6 @@ def build_grid(
                             tuple(skipped),
                         )
                     )
-    from benchmark_core.engine.warm import resolve_warm_starts  # warm imports Cell from here
+    from benchmark_core.engine.warm import resolve_warm_starts
 
     return resolve_warm_starts(cells, registry)

@@ -21,6 +21,7 @@ into the outcome (workers never touch the results folder; the driver writes the 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -28,10 +29,12 @@ from torch import nn
 from benchmark_core.contract import incompatibility, model_incompatibility
 from benchmark_core.contract.budgets import budget_for
 from benchmark_core.contract.errors import UsageError
-from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.selection import Configured, expand, parse_selection
 from benchmark_core.registry import Registry
 from benchmark_core.results import checkpoints
+
+if TYPE_CHECKING:  # the grid calls resolve_warm_starts: Cell only as a type here
+    from benchmark_core.engine.grid import Cell
 
 INIT = "init"
 #: Warm starts may chain (a fine-tune of a fine-tune), but not without end.
