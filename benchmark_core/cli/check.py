@@ -27,7 +27,7 @@ def escape(text: str) -> str:
 def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose: bool) -> None:
     """Check every component that PACKAGES register against its declarations.
 
-    PACKAGES are distribution names (gbench-mmd; gbench for the built-ins) or plugin
+    PACKAGES are distribution names (gbench-foo; gbench for the built-ins) or plugin
     (entry-point) names. Exit code 1 when a check fails, 2 for an unknown name.
     """
     from benchmark_core.conformance.suite import collect, result_table_rows, run

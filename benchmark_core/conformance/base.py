@@ -44,7 +44,7 @@ class _NoOverrides:
 
 
 def where(entry: Entry) -> str:
-    """``objective 'mmd' (plugin 'mmd', gbench-mmd 0.1.0)``: how messages name a component."""
+    """``objective 'foo' (plugin 'foo', gbench-foo 0.1.0)``: how messages name a component."""
     p = entry.plugin
     return f"{entry.kind} '{entry.name}' (plugin '{p.name}', {p.distribution} {p.version})"
 

@@ -73,7 +73,7 @@ def _norm(name: str) -> str:
 
 
 def select_plugins(registry: Registry, names: Iterable[str]) -> list[PluginInfo]:
-    """The loaded plugins matching each name: a distribution (``gbench-mmd``; ``gbench`` for
+    """The loaded plugins matching each name: a distribution (``gbench-foo``; ``gbench`` for
     the built-ins), an entry-point name or a plugin module. UsageError for an unknown one."""
     chosen: list[PluginInfo] = []
     for name in names:

@@ -34,7 +34,7 @@ class ClaimGrid:
     Attributes
     ----------
     objectives, tasks, metrics : str
-        Selections as ``--objectives`` etc. take them (``jspi_exact[pi=[0.1,0.5]]``).
+        Selections as ``--objectives`` etc. take them (``my_objective[alpha=[0.1,0.5]]``).
     models : str or None
         A model selection; None means each task's default models.
     seeds : str
@@ -116,7 +116,7 @@ class Evidence:
     Attributes
     ----------
     what : str
-        What was measured, e.g. ``s² of ml on gaussian``.
+        What was measured, e.g. ``s² of my_objective on my_task``.
     measured : Interval
         The mean over seeds with its 95% interval.
     low, high : float
@@ -235,8 +235,8 @@ class ClaimResults:
     """A claim's results, read-only: one row per (cell, metric) at the cell's final step.
 
     ``frame`` has the columns ``task, model, objective, seed, metric, value``, the first three
-    being labels as the claim's own selections write them (``jspi_exact[pi=0.5]``,
-    ``pairs[dependence=0.9]``). ``missing`` names the cells that did not end ``ok``.
+    being labels as the claim's own selections write them (``my_objective[alpha=0.5]``,
+    ``my_task[dim=3]``). ``missing`` names the cells that did not end ``ok``.
     """
 
     frame: Any  # a pandas DataFrame; typed loosely so that importing the contract stays cheap

@@ -1,10 +1,10 @@
 """Warm starts: cells that start from another cell's trained model.
 
-``reverse_kl[init=ml]`` trains reverse_kl from the final model of the ``ml`` cell with the
+``B[init=A]`` trains objective B from the final model of the cell of objective A with the
 same task, model (and parameters), seed and metrics; the budget is the source objective's
 own for that profile. ``init`` is a parameter the engine owns on every objective: its value
-is an objective selection, quoted when it has brackets (``init="ml[lr=0.01]"``), a list of
-them sweeps (``init=[ml,"ml[lr=0.01]"]``), and a source may itself be warm-started.
+is an objective selection, quoted when it has brackets (``init="A[lr=0.01]"``), a list of
+them sweeps (``init=[A,"A[lr=0.01]"]``), and a source may itself be warm-started.
 
 The source is an ordinary cell of the grid, added when the selection does not list it: it
 has its own results and id, runs once however many cells start from it, and keeps its final
@@ -46,7 +46,7 @@ def _sources(cell: Cell, registry: Registry) -> list[Configured]:
     if not isinstance(text, str):
         raise UsageError(
             f"{cell.objective.name}[init={text!r}]: init names the objective to start from, "
-            f'e.g. init=ml or init="ml[lr=0.01]".'
+            f'e.g. init=NAME or init="NAME[param=value]".'
         )
     try:
         specs = parse_selection(text, "objectives")

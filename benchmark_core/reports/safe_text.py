@@ -14,22 +14,13 @@ also puts a ``'`` before a text field that a spreadsheet would read as a formula
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-# C0 controls (ESC, BEL, CR, BS...), DEL, C1 controls (CSI 0x9b, OSC 0x9d...), and the Unicode
-# bidirectional controls that can reorder what a line shows (Trojan Source, CVE-2021-42574).
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-_UNSAFE_KEEP_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+from benchmark_core.results.safe_text import safe_text
+
 #: Leading characters that make a spreadsheet read a cell as a formula (OWASP's list, with
 #: tab and carriage return, which some spreadsheets skip before looking at the first).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: Any, keep_newlines: bool = False) -> str:
@@ -49,8 +40,8 @@ def printable(text: Any, keep_newlines: bool = False) -> str:
         The text with ``ESC`` shown as ``\\x1b``, ``U+202E`` as ``\\u202e`` and so on; text
         without such characters is returned unchanged.
     """
-    s = str(text)
-    return (_UNSAFE_KEEP_LINES if keep_newlines else _UNSAFE).sub(_escape, s)
+    # One implementation for the whole command line: the reports only add the CSV rule.
+    return safe_text(text, multiline=keep_newlines)
 
 
 def csv_text(value: Any) -> Any:
