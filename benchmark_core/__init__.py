@@ -5,13 +5,7 @@ The public contract (``Task``, ``Model``, ``Objective``, ``Metric``, ``Param``, 
 first use, so that ``gbench --version`` does not import torch.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-try:
-    __version__ = version("gbench")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 _CONTRACT = (
     "Autoregressive",
@@ -48,7 +42,20 @@ _CONTRACT = (
 __all__ = ["__version__", *_CONTRACT]
 
 
+def _version() -> str:
+    # importlib.metadata costs half of the command line's start-up: read it on first use.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gbench")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = value = _version()
+        return value
     if name in _CONTRACT:
         from benchmark_core import contract
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from benchmark_core import __version__
 from benchmark_core.cli.common import check_writable as _check_writable
 from benchmark_core.cli.common import report_plugin_failures as _report_plugin_failures
 from benchmark_core.cli.common import sigterm_as_interrupt as _sigterm_as_interrupt
@@ -34,7 +33,9 @@ MAX_SEEDS = 10_000
 
 
 @click.group(cls=Gbench, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="gbench", message="%(prog)s %(version)s")
+@click.version_option(
+    None, "--version", package_name="gbench", prog_name="gbench", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """gbench: benchmark the training objectives of generative models."""
 
