@@ -75,6 +75,7 @@ def test_metrics_refuse_sweeps():
 def test_seeds():
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds("0,4,7") == [0, 4, 7]
+    assert parse_seeds("7,") == [7]  # one trailing comma: a list of one seed
     for bad in ("0", "x", "1,1", "-1,2"):
         with pytest.raises(UsageError, match="seeds"):
             parse_seeds(bad)

@@ -301,13 +301,17 @@ def _seed_number(word: str, text: str) -> int:
 
 
 def parse_seeds(text: str | int) -> list[int]:
-    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those.
+    """``3`` means seeds 0, 1, 2; ``0,4,7`` means exactly those, and ``7,`` seed 7 alone.
 
     At most :data:`MAX_SEEDS` seeds, each from 0 to ``SEED_LIMIT - 1``; a UsageError otherwise.
     """
     text = str(text).strip()
     if "," in text:
-        seeds = [_seed_number(word, text) for word in text.split(",")]
+        # One trailing comma makes a list of one seed; any other empty item is a mistake.
+        words = text.split(",")
+        if len(words) > 1 and words[-1].strip() == "" and words[-2].strip() != "":
+            words = words[:-1]
+        seeds = [_seed_number(word, text) for word in words]
         count = len(seeds)
     else:
         count = _seed_number(text, text)

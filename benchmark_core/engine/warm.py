@@ -74,7 +74,7 @@ def _resolve(cell: Cell, registry: Registry, depth: int) -> tuple[list[Cell], li
             conf.cls, task.cls, model.cls
         )
         budget = budget_for(cell.budget.name, task.cls, conf.cls)
-        source = Cell(task, model, conf, cell.metrics, cell.seed, budget, reason)
+        source = type(cell)(task, model, conf, cell.metrics, cell.seed, budget, reason)
         source = replace(source, metric_skips=cell.metric_skips, checkpoints="final")
         before, sources = _resolve(source, registry, depth + 1)
         needed += before + sources
