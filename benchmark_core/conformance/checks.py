@@ -22,6 +22,7 @@ from benchmark_core.conformance.interfaces import (
 )
 from benchmark_core.conformance.runs import (
     DIRECTIONS,
+    check_default_models,
     check_metric_requirements,
     check_metric_values,
     check_objective_requirements,
@@ -54,6 +55,7 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         checks += [make("data", check_task_data), make("shape", check_task_shape)]
         checks.append(make("capabilities", check_task_capabilities))
         checks.append(make("density", check_task_density))
+        checks.append(make("default_models", check_default_models))
         return checks
     kinds = sorted(k for k in KINDS if k in getattr(cls, "kinds", ()))
     for kind in kinds:
@@ -122,6 +124,7 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
                 subset(attr, req, caps)
     if entry.kind == "metric" and cls.direction not in DIRECTIONS:
         raise fail(entry, f"direction={cls.direction!r}", "must be 'min', 'max' or 'none'")
+    _check_bounds_declared(entry)
     for key, value in getattr(cls, "budgets", {}).items():
         # budgets may be keyed by task kind first: {"vector": {"quick": {...}}}
         tables = value.items() if key in KINDS else [(key, value)]
@@ -131,6 +134,22 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
                     entry, f"budgets[{profile!r}]", f"no such profile ({', '.join(PROFILES)})"
                 )
             subset(f"budgets[{profile!r}]", overrides, tuple(Budget.__dataclass_fields__))
+
+
+def _check_bounds_declared(entry: Entry) -> None:
+    """Each int/float parameter declares its valid range: ``renyi[alpha=-1]`` must be refused
+    at selection, not train to nonsense."""
+    for name, spec in entry.cls.param_spec.items():
+        if spec.kind not in (int, float) or isinstance(spec.default, bool):
+            continue
+        if spec.low is None and spec.high is None and not spec.choices:
+            raise fail(
+                entry,
+                f"param_spec[{name!r}]",
+                f'declare the valid range, e.g. Param({spec.default!r}, "...", low=0) '
+                "(low and/or high, or choices): a numeric parameter without bounds accepts any "
+                "value, however meaningless",
+            )
 
 
 def _bad_values(spec: Param) -> list[Any]:

@@ -8,7 +8,13 @@ from typing import Any
 
 import torch
 
-from benchmark_core.conformance.base import Workbench, build_model, fail, smoke_budget
+from benchmark_core.conformance.base import (
+    NotApplicable,
+    Workbench,
+    build_model,
+    fail,
+    smoke_budget,
+)
 from benchmark_core.conformance.proxy import (
     MODEL_METHODS,
     OBJECTIVE_METHODS,
@@ -50,6 +56,96 @@ def check_smoke_cell(entry: Entry, bench: Workbench, kind: str) -> None:
             f"a smoke cell on ({task_e.name}, {model_e.name}) ended '{outcome.status}': {tail[0]}"
             f"\n{outcome.error or ''}",
         )
+    if entry.cls.loss_descends:
+        check_descent(entry, bench, task_e, model_e)
+
+
+#: Descent check: steps, the share of them in each compared window, the starting
+#: perturbation of the model's parameters (so there is a loss to lower) and the margin in
+#: standard errors of the difference of the windows' means.
+DESCENT_STEPS, DESCENT_WINDOW, DESCENT_PERTURB, DESCENT_Z = 64, 16, 2.0, 2.0
+
+
+def descent_z(entry: Entry, bench: Workbench, task_e: Entry, model_e: Entry) -> float:
+    """How many standard errors the mean loss of the last window lies below the first's,
+    training a model moved away from its initial parameters (seed 0, deterministic)."""
+    task = bench.task(task_e)
+    budget = replace(smoke_budget(task_e.cls, entry.cls), steps=DESCENT_STEPS)
+    losses = []
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(model_e, task)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(DESCENT_PERTURB * torch.randn_like(p))
+        objective: Objective = entry.cls()
+        objective.setup(model, task, budget)
+        gen = torch.Generator().manual_seed(0)
+        for step in range(DESCENT_STEPS):
+            rows = torch.randint(len(task.train), (budget.batch_size,), generator=gen)
+            losses.append(float(objective.step(task.train[rows], step)))
+    first = torch.tensor(losses[:DESCENT_WINDOW])
+    last = torch.tensor(losses[-DESCENT_WINDOW:])
+    if not (torch.isfinite(first).all() and torch.isfinite(last).all()):
+        return -math.inf
+    noise = float((first.var() / len(first) + last.var() / len(last)).sqrt())
+    gap = float(first.mean() - last.mean())
+    return gap / noise if noise > 0 else (math.inf if gap > 0 else -math.inf)
+
+
+def check_descent(entry: Entry, bench: Workbench, task_e: Entry, model_e: Entry) -> None:
+    """Training lowers the objective's own logged loss (a wrong sign raises it)."""
+    z = descent_z(entry, bench, task_e, model_e)
+    if z <= DESCENT_Z:
+        raise fail(
+            entry,
+            "step()",
+            f"set loss_descends = False only if the loss is a game value; otherwise check the "
+            f"sign of the loss you minimise: {DESCENT_STEPS} steps on ({task_e.name}, "
+            f"{model_e.name}) did not lower the loss step() returns (the last "
+            f"{DESCENT_WINDOW} steps' mean is {z:.1f} standard errors below the first's; "
+            f"needs > {DESCENT_Z:g})",
+        )
+
+
+def check_default_models(entry: Entry, bench: Workbench) -> None:
+    """Each built-in model the task names in ``default_models`` builds for it and trains in
+    a smoke cell (through the real runner) with an objective that can train the pair."""
+    from benchmark_core.contract import incompatibility, model_incompatibility
+    from benchmark_core.engine.grid import Cell
+    from benchmark_core.engine.runner import run_cell
+    from benchmark_core.engine.selection import Configured
+
+    names = list(entry.cls.default_models)
+    if not names:
+        raise NotApplicable("the task names no default_models")
+    models = bench.registry.of_kind("model")
+    objectives = sorted(bench.registry.of_kind("objective").items(), key=lambda i: i[0] != "ml")
+    decl = f"default_models={names}"
+    for name in names:
+        if name not in models:
+            raise fail(entry, decl, f"no installed model is named '{name}'")
+        model_e = models[name]
+        why = model_incompatibility(model_e.cls, entry.cls)
+        if why is not None:
+            raise fail(entry, decl, f"model '{name}' cannot be built for this task: {why}")
+        obj_e = next(
+            (o for _, o in objectives if incompatibility(o.cls, entry.cls, model_e.cls) is None),
+            None,
+        )
+        if obj_e is None:
+            raise NotApplicable(f"no installed objective can train ({entry.name}, {name})")
+        confs = [Configured(e, e.cls.validate({}), {}) for e in (entry, model_e, obj_e)]
+        cell = Cell(*confs, (), 0, smoke_budget(entry.cls, obj_e.cls))
+        with torch.random.fork_rng(devices=[]):
+            outcome = run_cell(cell, CPU, task_cache=bench.cache)
+        if outcome.status != "ok":
+            tail = (outcome.error or "").strip().splitlines()[-1:] or [""]
+            raise fail(
+                entry,
+                decl,
+                f"a smoke cell of model '{name}' trained by '{obj_e.name}' ended "
+                f"'{outcome.status}': {tail[0]}",
+            )
 
 
 def check_replicas(entry: Entry, bench: Workbench, kind: str) -> None:

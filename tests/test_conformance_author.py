@@ -1,0 +1,113 @@
+"""The plugin author's path: the conformance suite catches what an author gets wrong
+(issue 16): unbounded numeric parameters, a wrong-signed objective, a task whose default
+models do not train, a metric whose standard error is far below its spread."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gbench_plugins.objectives.ml import MaximumLikelihood
+from gbench_plugins.tasks.gaussian import GaussianTask
+from helpers import registry_with
+
+from benchmark_core.conformance import suite as conformance
+from benchmark_core.contract.params import Param
+
+
+def _results(*classes):
+    registry = registry_with(*classes)
+    return {r.check.id: r for r in conformance.run(conformance.collect(registry, ["tests"]))}
+
+
+def _failure(results, check_id):
+    result = results[check_id]
+    assert result.status == "fail", f"{check_id} did not fail: {result}"
+    return result.message
+
+
+class Unbounded(MaximumLikelihood):
+    name = "bad_unbounded"
+    param_spec = {**MaximumLikelihood.param_spec, "alpha": Param(1.0, "the order α", float)}
+
+
+def test_a_numeric_parameter_without_bounds_fails_saying_how_to_declare_them():
+    message = _failure(_results(Unbounded), "objective:bad_unbounded:declarations")
+    assert "param_spec['alpha']: declare the valid range, e.g. Param(1.0, \"...\", low=0)" in (
+        message
+    )
+
+
+class SignFlipped(MaximumLikelihood):
+    """ml by gradient ascent: maximises the loss it logs."""
+
+    name = "bad_sign"
+
+    def setup(self, model, task, budget):
+        self.model = model
+        self.opt = torch.optim.Adam(model.parameters(), lr=0.01, maximize=True)
+
+    def step(self, batch, step):
+        loss = -self.model.log_prob(batch).mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+
+def test_an_objective_with_the_wrong_sign_fails_and_an_honest_one_passes():
+    results = _results(SignFlipped, HonestMl)
+    message = _failure(results, "objective:bad_sign:smoke_cell[vector]")
+    assert message.split(": ", 2)[1:2] == ["step()"]
+    assert "check the sign of the loss you minimise" in message
+    assert results["objective:honest_ml:smoke_cell[vector]"].status == "pass"
+
+
+class HonestMl(SignFlipped):
+    name = "honest_ml"
+
+    def setup(self, model, task, budget):
+        self.model = model
+        self.opt = torch.optim.Adam(model.parameters(), lr=0.01)
+
+
+class GameValue(SignFlipped):
+    """Declares its logged loss a game value: the descent check does not apply."""
+
+    name = "game_value"
+    loss_descends = False
+
+
+def test_a_declared_game_value_loss_opts_out_of_the_descent_check():
+    assert _results(GameValue)["objective:game_value:smoke_cell[vector]"].status == "pass"
+
+
+class MissingDefault(GaussianTask):
+    name = "bad_defaults"
+    default_models = ("isotropic_gaussian", "no_such_model")
+
+
+def test_a_task_naming_a_default_model_that_does_not_exist_fails():
+    results = _results(MissingDefault)
+    message = _failure(results, "task:bad_defaults:default_models")
+    assert "default_models=['isotropic_gaussian', 'no_such_model']" in message
+    assert "no installed model is named 'no_such_model'" in message
+
+
+def test_builtin_tasks_train_with_each_of_their_default_models():
+    results = conformance.run(
+        [c for c in conformance.collect(registry_with(), ["gbench"]) if c.name == "default_models"]
+    )
+    assert len(results) >= 4  # gaussian, mixture, pairs, text
+    assert {r.status for r in results} == {"pass"}, [r.message for r in results]
+
+
+@pytest.mark.parametrize("name", ["ml", "reverse_kl", "jspi_exact", "scheduled_sampling"])
+def test_builtin_objectives_lower_their_own_loss(name):
+    from benchmark_core.conformance.base import Workbench
+    from benchmark_core.conformance.runs import DESCENT_Z, descent_z
+
+    registry = registry_with()
+    bench = Workbench(registry)
+    entry = registry.of_kind("objective")[name]
+    for kind in sorted(entry.cls.kinds):
+        assert descent_z(entry, bench, *bench.pair_for(entry, kind)) > 2 * DESCENT_Z
