@@ -11,6 +11,7 @@ from gbench_plugins.tasks.gaussian import GaussianTask
 from helpers import registry_with
 
 from benchmark_core.conformance import suite as conformance
+from benchmark_core.contract import Estimate, Metric
 from benchmark_core.contract.params import Param
 
 
@@ -111,3 +112,38 @@ def test_builtin_objectives_lower_their_own_loss(name):
     entry = registry.of_kind("objective")[name]
     for kind in sorted(entry.cls.kinds):
         assert descent_z(entry, bench, *bench.pair_for(entry, kind)) > 2 * DESCENT_Z
+
+
+class HonestMean(Metric):
+    """The mean of Q's first coordinate over n samples, with its standard error."""
+
+    name = "honest_mean"
+    description = "mean of the first coordinate of Q's samples, with std / sqrt(n)"
+    kinds = frozenset({"vector"})
+    model_requires = frozenset({"sample"})
+    direction = "none"
+    shrink = 1.0
+
+    def compute(self, model, task, ctx):
+        x = model.sample(256)[:, 0]
+        return {self.name: Estimate(float(x.mean()), self.shrink * float(x.std()) / 16)}
+
+
+class OverconfidentMean(HonestMean):
+    name = "overconfident_mean"
+    shrink = 0.1
+
+
+def test_a_stderr_ten_times_too_small_fails_and_an_honest_one_passes():
+    results = _results(HonestMean, OverconfidentMean)
+    assert results["metric:honest_mean:stderr[vector]"].status == "pass"
+    message = _failure(results, "metric:overconfident_mean:stderr[vector]")
+    assert "compute(): the stderr of 'overconfident_mean' is too small" in message
+
+
+def test_builtin_metrics_report_honest_stderrs():
+    results = conformance.run(
+        [c for c in conformance.collect(registry_with(), ["gbench"]) if c.name.startswith("stderr")]
+    )
+    assert {r.check.entry.name for r in results if r.status == "pass"} >= {"c2st", "prdc", "mmd"}
+    assert [r.message for r in results if r.status == "fail"] == []

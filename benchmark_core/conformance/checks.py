@@ -24,6 +24,7 @@ from benchmark_core.conformance.runs import (
     DIRECTIONS,
     check_default_models,
     check_metric_requirements,
+    check_metric_stderr,
     check_metric_values,
     check_objective_requirements,
     check_replicas,
@@ -72,6 +73,7 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         else:
             checks.append(make(f"values[{kind}]", check_metric_values, kind))
             checks.append(make(f"requirements[{kind}]", check_metric_requirements, kind))
+            checks.append(make(f"stderr[{kind}]", check_metric_stderr, kind))
     return checks
 
 

@@ -336,3 +336,51 @@ def check_metric_requirements(entry: Entry, bench: Workbench, kind: str) -> None
             f"returns {sorted(restricted)} when the model's undeclared capabilities are hidden "
             f"but {sorted(full)} otherwise; a value's presence must not depend on them",
         )
+
+
+#: Stderr check: repeats of the metric on one model (metric seeds differ) and how far below
+#: the observed spread the mean reported stderr may be (honest built-ins sit at 0.35-2.7 of
+#: it; a stderr ten times too small at about 0.1).
+STDERR_REPEATS, STDERR_MIN_RATIO = 8, 0.2
+
+
+def check_metric_stderr(entry: Entry, bench: Workbench, kind: str) -> None:
+    """A value reported with a standard error is not far more precise than the spread of
+    repeated evaluations of one model (different metric seeds) shows it to be."""
+    task_e, model_e = bench.pair_for(entry, kind)
+    task = bench.task(task_e)
+    seen: dict[str, list[Estimate]] = {}
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(model_e, task, 0)
+        ctx = _context(bench, task_e, model_e, model, task, entry.cls.objective_requires)
+        model.eval()
+        for seed in range(STDERR_REPEATS):
+            torch.manual_seed(1000 + seed)
+            with torch.no_grad():
+                # a fresh context: shared samples must not carry over between repeats
+                fresh = EvalContext(ctx.budget, ctx.device, ctx.step, ctx.objective)
+                values = entry.cls().compute(model, task, fresh)
+            for name, value in values.items():
+                seen.setdefault(name, []).append(_as_estimate(entry, name, value))
+    checked = False
+    for name, estimates in sorted(seen.items()):
+        values = torch.tensor([e.value for e in estimates], dtype=torch.float64)
+        errors = torch.tensor([e.stderr for e in estimates], dtype=torch.float64)
+        if len(estimates) < 3 or errors.isnan().any() or values.isnan().any():
+            continue
+        spread = float(values.std())
+        if spread == 0:
+            continue  # deterministic given the model: nothing to compare with
+        checked = True
+        mean_se = float(errors.mean())
+        if mean_se < STDERR_MIN_RATIO * spread:
+            raise fail(
+                entry,
+                "compute()",
+                f"the stderr of '{name}' is too small: its mean {mean_se:.3g} over "
+                f"{len(estimates)} evaluations of one model is below {STDERR_MIN_RATIO:g} × the "
+                f"spread of their values ({spread:.3g}) on ({task_e.name}, {model_e.name}); "
+                "compute it from the samples the value averages (std / sqrt(n))",
+            )
+    if not checked:
+        raise NotApplicable("no value varies across metric seeds with a reported stderr")
