@@ -147,3 +147,28 @@ def test_builtin_metrics_report_honest_stderrs():
     )
     assert {r.check.entry.name for r in results if r.status == "pass"} >= {"c2st", "prdc", "mmd"}
     assert [r.message for r in results if r.status == "fail"] == []
+
+
+class VectorLoss(HonestMl):
+    name = "bad_vector_loss"
+
+    def step(self, batch, step):
+        super().step(batch, step)
+        return -self.model.log_prob(batch).detach()  # one loss per row: 1000 numbers
+
+
+def test_a_failure_embeds_a_short_tensor_and_keeps_the_fix(gbench, monkeypatch):
+    from benchmark_core import registry as plugins
+
+    monkeypatch.setenv("COLUMNS", "80")
+    broken = registry_with(VectorLoss)
+    monkeypatch.setattr(plugins, "get_registry", lambda: broken)
+    failed = gbench("check-plugin", "tests")
+    assert failed.code == 1
+    [line] = [x for x in failed.err.splitlines() if "requirements[vector]" in x]
+    assert "must return a 0-d tensor (reduce it, e.g. loss.mean()), got tensor(shape=(" in line
+    assert line.endswith("on (gaussian, isotropic_gaussian)") and len(line) < 400
+    table = failed.out.splitlines()
+    assert max(map(len, table)) <= 80
+    for check in ("declarations", "params", "smoke_cell[vector]", "requirements[vector]"):
+        assert any(f"objective:bad_vector_loss:{check} " in row for row in table), check

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.console import Console
 from rich.markup import escape as markup_escape
@@ -30,7 +32,7 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
     PACKAGES are distribution names (gbench-mmd; gbench for the built-ins) or plugin
     (entry-point) names. Exit code 1 when a check fails, 2 for an unknown name.
     """
-    from benchmark_core.conformance.suite import collect, result_table_rows, run
+    from benchmark_core.conformance.suite import collect, run
     from benchmark_core.registry import get_registry
 
     registry = get_registry()
@@ -40,20 +42,8 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
             f"warning: plugin '{safe_text(name)}' failed to load: {safe_text(first)}", err=True
         )
     results = run(collect(registry, packages))
-    table = Table(title=escape(f"gbench conformance: {', '.join(packages)}"))
-    for col in ("kind", "component", "plugin", "check", "result", "note"):
-        table.add_column(col, overflow="fold")
-    for kind, comp, plugin, check, status, note in result_table_rows(results):
-        table.add_row(
-            escape(kind),
-            escape(comp),
-            escape(plugin),
-            escape(check),
-            f"[{_STYLE[status]}]{status}[/]",
-            escape(note),
-        )
     console = Console()
-    console.print(table)
+    console.print(_table(results, packages))
     failed = [r for r in results if r.status == "fail"]
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     console.print(
@@ -61,11 +51,30 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
         markup=False,
         highlight=False,
     )
+    # Whole messages, never wrapped or cut by the terminal's width: the fix is in them.
     for r in failed:
         message = r.message if verbose else r.message.strip().split("\n")[0]
         click.echo(safe_text(f"FAIL {r.check.id}: {message}", multiline=verbose), err=True)
     if failed:
         ctx.exit(1)
+
+
+def _table(results: list[Any], packages: tuple[str, ...]) -> Table:
+    """One row per check: its id (``kind:component:check``, never wrapped), the outcome and
+    a note; a failure's note points below, where its whole message is printed. Narrow
+    enough for 80 columns: the plugin is in the title and in each failure's message."""
+    from benchmark_core.conformance.suite import result_table_rows
+
+    table = Table(title=escape(f"gbench conformance: {', '.join(packages)}"), expand=False)
+    table.add_column("check", no_wrap=True, overflow="fold")
+    table.add_column("result", no_wrap=True)
+    table.add_column("note", overflow="fold", ratio=1, min_width=12)
+    for kind, comp, _plugin, check, status, note in result_table_rows(results):
+        shown = "see FAIL below" if status == "fail" else note
+        table.add_row(
+            escape(f"{kind}:{comp}:{check}"), f"[{_STYLE[status]}]{status}[/]", escape(shown)
+        )
+    return table
 
 
 def add_commands(group: click.Group) -> None:

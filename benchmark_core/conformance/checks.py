@@ -9,7 +9,14 @@ from typing import Any
 
 import torch
 
-from benchmark_core.conformance.base import Check, NotApplicable, Workbench, build_model, fail
+from benchmark_core.conformance.base import (
+    Check,
+    NotApplicable,
+    Workbench,
+    build_model,
+    fail,
+    short,
+)
 from benchmark_core.conformance.density import sequence_problems, vector_problems
 from benchmark_core.conformance.interfaces import (
     check_autoregressive,
@@ -198,7 +205,7 @@ def check_params(entry: Entry, bench: Workbench) -> None:
                 cls.validate({name: value})
             except UsageError:
                 continue
-            raise fail(entry, decl, f"the invalid value {value!r} was accepted")
+            raise fail(entry, decl, f"the invalid value {short(value)} was accepted")
     try:
         cls.validate({"no_such_parameter_xyz": 1})
     except UsageError:

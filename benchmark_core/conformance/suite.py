@@ -42,6 +42,7 @@ from benchmark_core.conformance.base import (
     Workbench,
     build_model,
     fail,
+    short,
     smoke_budget,
     where,
 )
@@ -125,7 +126,7 @@ def run(checks: Iterable[Check]) -> list[Result]:
             results.append(Result(check, "fail", str(exc)))
         except Exception as exc:
             tb = traceback.format_exc(limit=-2)
-            message = f"{where(check.entry)}: check '{check.name}' raised {exc!r}\n{tb}"
+            message = f"{where(check.entry)}: check '{check.name}' raised {short(exc, 400)}\n{tb}"
             results.append(Result(check, "fail", message))
         else:
             results.append(Result(check, "pass"))
