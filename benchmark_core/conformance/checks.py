@@ -63,7 +63,8 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         checks += [make("data", check_task_data), make("shape", check_task_shape)]
         checks.append(make("capabilities", check_task_capabilities))
         checks.append(make("density", check_task_density))
-        checks.append(make("default_models", check_default_models))
+        if cls.default_models:
+            checks.append(make("default_models", check_default_models))
         return checks
     kinds = sorted(k for k in KINDS if k in getattr(cls, "kinds", ()))
     for kind in kinds:

@@ -117,8 +117,6 @@ def check_default_models(entry: Entry, bench: Workbench) -> None:
     from benchmark_core.engine.selection import Configured
 
     names = list(entry.cls.default_models)
-    if not names:
-        raise NotApplicable("the task names no default_models")
     models = bench.registry.of_kind("model")
     objectives = sorted(bench.registry.of_kind("objective").items(), key=lambda i: i[0] != "ml")
     decl = f"default_models={names}"
