@@ -172,3 +172,25 @@ def test_a_failure_embeds_a_short_tensor_and_keeps_the_fix(gbench, monkeypatch):
     assert max(map(len, table)) <= 80
     for check in ("declarations", "params", "smoke_cell[vector]", "requirements[vector]"):
         assert any(f"objective:bad_vector_loss:{check} " in row for row in table), check
+
+
+class SlowSgd(SignFlipped):
+    """Honest plain SGD: one huge first step from far away, then a slow, steady fall."""
+
+    name = "slow_sgd"
+
+    def setup(self, model, task, budget):
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+
+def test_an_honest_objective_with_one_huge_early_loss_passes_the_descent_check():
+    assert _results(SlowSgd)["objective:slow_sgd:smoke_cell[vector]"].status == "pass"
+
+
+def test_loss_descends_must_be_a_bool():
+    message = _failure(
+        _results(type("NotBool", (GameValue,), {"name": "bad_flag", "loss_descends": "no"})),
+        "objective:bad_flag:declarations",
+    )
+    assert "loss_descends='no': must be True or False" in message

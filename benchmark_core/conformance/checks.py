@@ -118,6 +118,12 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
         subset("provides", cls.provides, OBJECTIVE_CAPABILITIES)
         if cls.objective_requires:
             raise fail(entry, "objective_requires", "is for metrics; an objective needs none")
+        if not isinstance(cls.loss_descends, bool):
+            raise fail(
+                entry,
+                f"loss_descends={cls.loss_descends!r}",
+                "must be True or False (False only when step() returns a game value)",
+            )
     if entry.kind == "metric":
         subset("objective_requires", cls.objective_requires, OBJECTIVE_CAPABILITIES)
     if entry.kind in ("objective", "metric"):
