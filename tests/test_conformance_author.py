@@ -105,7 +105,7 @@ def test_builtin_tasks_train_with_each_of_their_default_models():
 @pytest.mark.parametrize("name", ["ml", "reverse_kl", "jspi_exact", "scheduled_sampling"])
 def test_builtin_objectives_lower_their_own_loss(name):
     from benchmark_core.conformance.base import Workbench
-    from benchmark_core.conformance.runs import DESCENT_Z, descent_z
+    from benchmark_core.conformance.behaviour import DESCENT_Z, descent_z
 
     registry = registry_with()
     bench = Workbench(registry)

@@ -17,6 +17,11 @@ from benchmark_core.conformance.base import (
     fail,
     short,
 )
+from benchmark_core.conformance.behaviour import (
+    check_default_models,
+    check_metric_stderr,
+    check_smoke_cell_and_descent,
+)
 from benchmark_core.conformance.density import sequence_problems, vector_problems
 from benchmark_core.conformance.interfaces import (
     check_autoregressive,
@@ -29,13 +34,10 @@ from benchmark_core.conformance.interfaces import (
 )
 from benchmark_core.conformance.runs import (
     DIRECTIONS,
-    check_default_models,
     check_metric_requirements,
-    check_metric_stderr,
     check_metric_values,
     check_objective_requirements,
     check_replicas,
-    check_smoke_cell,
 )
 from benchmark_core.contract import (
     KINDS,
@@ -72,7 +74,7 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
             checks.append(make(f"capabilities[{kind}]", check_model_capabilities, kind))
             checks.append(make(f"density[{kind}]", check_model_density, kind))
         elif entry.kind == "objective":
-            checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell, kind))
+            checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell_and_descent, kind))
             checks.append(make(f"requirements[{kind}]", check_objective_requirements, kind))
             if cls.provides:
                 checks.append(make(f"provides[{kind}]", check_objective_provides, kind))
