@@ -52,7 +52,9 @@ def test_a_generated_plugin_installs_conforms_and_passes_its_own_tests(tmp_path,
     assert "21 passed" in own.stdout  # 20 conformance checks and the density test
 
 
-@pytest.mark.parametrize("name", ["Bad Name", "9lives", "a--b", "gbench-", "x" * 41, "_x"])
+@pytest.mark.parametrize(
+    "name", ["Bad Name", "9lives", "a--b", "gbench-", "gbench", "x" * 41, "_x", "ok\x1b[31m"]
+)
 def test_an_invalid_name_is_refused_with_exit_2(tmp_path, gbench, name):
     refused = gbench("new-plugin", name, "--dir", str(tmp_path))
     assert refused.code == 2 and "is not a valid plugin name" in refused.err
@@ -69,3 +71,10 @@ def test_an_existing_non_empty_folder_is_refused_with_exit_2_and_left_alone(tmp_
     assert mine.read_text() == "keep me"
     (tmp_path / "gbench-empty").mkdir()  # an empty folder is fine
     assert gbench("new-plugin", "empty", "--dir", str(tmp_path)).code == 0
+
+
+def test_a_folder_that_cannot_be_written_is_refused_with_exit_2(tmp_path, gbench):
+    (tmp_path / "afile").write_text("")
+    refused = gbench("new-plugin", "mine", "--dir", str(tmp_path / "afile" / "sub"))
+    assert refused.code == 2 and "cannot write" in refused.err and "Traceback" not in refused.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
