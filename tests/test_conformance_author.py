@@ -194,3 +194,12 @@ def test_loss_descends_must_be_a_bool():
         "objective:bad_flag:declarations",
     )
     assert "loss_descends='no': must be True or False" in message
+
+
+def test_at_60_columns_ids_wrap_but_results_stay_whole(gbench, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    ok = gbench("check-plugin", "gbench_plugins.objectives.scheduled_sampling")
+    assert ok.code == 0, ok.out + ok.err
+    lines = ok.out.splitlines()
+    assert max(map(len, lines)) <= 60
+    assert sum("│ pass   │" in line for line in lines) == 5  # one per check, never "pa…"

@@ -43,7 +43,7 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
         )
     results = run(collect(registry, packages))
     console = Console()
-    console.print(_table(results, packages))
+    console.print(_table(results, packages, console.width))
     failed = [r for r in results if r.status == "fail"]
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
     console.print(
@@ -59,17 +59,22 @@ def check_plugin_command(ctx: click.Context, packages: tuple[str, ...], verbose:
         ctx.exit(1)
 
 
-def _table(results: list[Any], packages: tuple[str, ...]) -> Table:
+def _table(results: list[Any], packages: tuple[str, ...], width: int) -> Table:
     """One row per check: its id (``kind:component:check``, never wrapped), the outcome and
     a note; a failure's note points below, where its whole message is printed. Narrow
-    enough for 80 columns: the plugin is in the title and in each failure's message."""
+    enough for 80 columns: the plugin is in the title and in each failure's message. An id
+    wraps only when the terminal is too narrow for the longest one beside the other columns."""
     from benchmark_core.conformance.suite import result_table_rows
 
     table = Table(title=escape(f"gbench conformance: {', '.join(packages)}"), expand=False)
-    table.add_column("check", no_wrap=True, overflow="fold")
-    table.add_column("result", no_wrap=True)
+    rows = result_table_rows(results)
+    longest = max((len(f"{r[0]}:{r[1]}:{r[3]}") for r in rows), default=0)
+    # borders and padding of three columns take 10; result 6; a note at least 12
+    fits = longest + 10 + 6 + 12 <= width
+    table.add_column("check", overflow="fold", no_wrap=fits, min_width=longest if fits else None)
+    table.add_column("result", no_wrap=True, min_width=6)
     table.add_column("note", overflow="fold", ratio=1, min_width=12)
-    for kind, comp, _plugin, check, status, note in result_table_rows(results):
+    for kind, comp, _plugin, check, status, note in rows:
         shown = "see FAIL below" if status == "fail" else note
         table.add_row(
             escape(f"{kind}:{comp}:{check}"), f"[{_STYLE[status]}]{status}[/]", escape(shown)
