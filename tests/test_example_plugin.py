@@ -45,7 +45,7 @@ def test_example_plugin_installs_lists_checks_runs_and_uninstalls(tmp_path):
 
     checked = _run(*gbench, "check-plugin", "gbench-mmd", target=target)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "11 passed, 0 failed, 0 skipped" in checked.stdout  # 8 for the components, 3 the claim
+    assert "12 passed, 0 failed, 0 skipped" in checked.stdout  # 9 for the components, 3 the claim
 
     own_tests = _run(
         "-m", "pytest", "-q", "-p", "benchmark_core.pytest_plugin", str(EXAMPLE / "tests"),

@@ -35,6 +35,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "benchmark_core.cli.reports",
         "Per task, mean ± 95% interval over seeds of each metric at the final step, and ranks.",
     ),
+    "new-plugin": (
+        "benchmark_core.cli.new_plugin",
+        "Write a plugin package NAME that passes check-plugin and its own tests as generated.",
+    ),
     "plot": (
         "benchmark_core.cli.reports",
         "Draw a figure from results as PNG and SVG and print the paths.",

@@ -49,6 +49,26 @@ def where(entry: Entry) -> str:
     return f"{entry.kind} '{entry.name}' (plugin '{p.name}', {p.distribution} {p.version})"
 
 
+#: The longest printout of a value a failure message embeds (the fix must stay readable).
+SHORT_REPR = 120
+
+
+def short(value: Any, limit: int = SHORT_REPR) -> str:
+    """A value for a failure message: tensors by shape, dtype and a few entries; anything
+    else by its repr, cut to ``limit`` characters."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().flatten()[:4].tolist()
+        more = ", ..." if value.numel() > 4 else ""
+        entries = ", ".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in flat)
+        return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, [{entries}{more}])"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k!r}: {short(v)}" for k, v in list(value.items())[:4])
+        text = "{" + inner + (", ..." if len(value) > 4 else "") + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def fail(entry: Entry, declaration: str, problem: str) -> ConformanceError:
     """A failure naming the component, its plugin, the declaration at fault and the problem."""
     return ConformanceError(f"{where(entry)}: {declaration}: {problem}")

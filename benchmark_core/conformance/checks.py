@@ -9,7 +9,19 @@ from typing import Any
 
 import torch
 
-from benchmark_core.conformance.base import Check, NotApplicable, Workbench, build_model, fail
+from benchmark_core.conformance.base import (
+    Check,
+    NotApplicable,
+    Workbench,
+    build_model,
+    fail,
+    short,
+)
+from benchmark_core.conformance.behaviour import (
+    check_default_models,
+    check_metric_stderr,
+    check_smoke_cell_and_descent,
+)
 from benchmark_core.conformance.density import sequence_problems, vector_problems
 from benchmark_core.conformance.interfaces import (
     check_autoregressive,
@@ -26,7 +38,6 @@ from benchmark_core.conformance.runs import (
     check_metric_values,
     check_objective_requirements,
     check_replicas,
-    check_smoke_cell,
 )
 from benchmark_core.contract import (
     KINDS,
@@ -54,6 +65,8 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         checks += [make("data", check_task_data), make("shape", check_task_shape)]
         checks.append(make("capabilities", check_task_capabilities))
         checks.append(make("density", check_task_density))
+        if cls.default_models:
+            checks.append(make("default_models", check_default_models))
         return checks
     kinds = sorted(k for k in KINDS if k in getattr(cls, "kinds", ()))
     for kind in kinds:
@@ -61,7 +74,7 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
             checks.append(make(f"capabilities[{kind}]", check_model_capabilities, kind))
             checks.append(make(f"density[{kind}]", check_model_density, kind))
         elif entry.kind == "objective":
-            checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell, kind))
+            checks.append(make(f"smoke_cell[{kind}]", check_smoke_cell_and_descent, kind))
             checks.append(make(f"requirements[{kind}]", check_objective_requirements, kind))
             if cls.provides:
                 checks.append(make(f"provides[{kind}]", check_objective_provides, kind))
@@ -70,6 +83,7 @@ def checks_for(entry: Entry, bench: Workbench) -> list[Check]:
         else:
             checks.append(make(f"values[{kind}]", check_metric_values, kind))
             checks.append(make(f"requirements[{kind}]", check_metric_requirements, kind))
+            checks.append(make(f"stderr[{kind}]", check_metric_stderr, kind))
     return checks
 
 
@@ -106,6 +120,12 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
         subset("provides", cls.provides, OBJECTIVE_CAPABILITIES)
         if cls.objective_requires:
             raise fail(entry, "objective_requires", "is for metrics; an objective needs none")
+        if not isinstance(cls.loss_descends, bool):
+            raise fail(
+                entry,
+                f"loss_descends={cls.loss_descends!r}",
+                "must be True or False (False only when step() returns a game value)",
+            )
     if entry.kind == "metric":
         subset("objective_requires", cls.objective_requires, OBJECTIVE_CAPABILITIES)
     if entry.kind in ("objective", "metric"):
@@ -122,6 +142,7 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
                 subset(attr, req, caps)
     if entry.kind == "metric" and cls.direction not in DIRECTIONS:
         raise fail(entry, f"direction={cls.direction!r}", "must be 'min', 'max' or 'none'")
+    _check_bounds_declared(entry)
     for key, value in getattr(cls, "budgets", {}).items():
         # budgets may be keyed by task kind first: {"vector": {"quick": {...}}}
         tables = value.items() if key in KINDS else [(key, value)]
@@ -131,6 +152,22 @@ def check_declarations(entry: Entry, bench: Workbench) -> None:
                     entry, f"budgets[{profile!r}]", f"no such profile ({', '.join(PROFILES)})"
                 )
             subset(f"budgets[{profile!r}]", overrides, tuple(Budget.__dataclass_fields__))
+
+
+def _check_bounds_declared(entry: Entry) -> None:
+    """Each int/float parameter declares its valid range: ``renyi[alpha=-1]`` must be refused
+    at selection, not train to nonsense."""
+    for name, spec in entry.cls.param_spec.items():
+        if spec.kind not in (int, float) or isinstance(spec.default, bool):
+            continue
+        if spec.low is None and spec.high is None and not spec.choices:
+            raise fail(
+                entry,
+                f"param_spec[{name!r}]",
+                f'declare the valid range, e.g. Param({spec.default!r}, "...", low=0) '
+                "(low and/or high, or choices): a numeric parameter without bounds accepts any "
+                "value, however meaningless",
+            )
 
 
 def _bad_values(spec: Param) -> list[Any]:
@@ -177,7 +214,7 @@ def check_params(entry: Entry, bench: Workbench) -> None:
                 cls.validate({name: value})
             except UsageError:
                 continue
-            raise fail(entry, decl, f"the invalid value {value!r} was accepted")
+            raise fail(entry, decl, f"the invalid value {short(value)} was accepted")
     try:
         cls.validate({"no_such_parameter_xyz": 1})
     except UsageError:

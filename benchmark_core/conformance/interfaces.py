@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from benchmark_core.conformance.base import Workbench, build_model, fail, smoke_budget
+from benchmark_core.conformance.base import Workbench, build_model, fail, short, smoke_budget
 from benchmark_core.contract import AUTOREGRESSIVE_METHODS, Model, Task
 from benchmark_core.registry import Entry
 
@@ -170,7 +170,7 @@ def check_objective_provides(entry: Entry, bench: Workbench, kind: str) -> None:
         eps = objective.feed_eps()
         if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 <= eps <= 1.0:
             raise fail(
-                entry, "provides 'feed_eps'", f"feed_eps() returned {eps!r}, not a probability"
+                entry, "provides 'feed_eps'", f"feed_eps() returned {short(eps)}, not a probability"
             )
 
 

@@ -8,7 +8,13 @@ from typing import Any
 
 import torch
 
-from benchmark_core.conformance.base import Workbench, build_model, fail, smoke_budget
+from benchmark_core.conformance.base import (
+    Workbench,
+    build_model,
+    fail,
+    short,
+    smoke_budget,
+)
 from benchmark_core.conformance.proxy import (
     MODEL_METHODS,
     OBJECTIVE_METHODS,
@@ -110,7 +116,12 @@ def check_objective_requirements(entry: Entry, bench: Workbench, kind: str) -> N
                 batch = task.train[step * budget.batch_size : (step + 1) * budget.batch_size]
                 loss = objective.step(batch, step)
                 if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-                    raise fail(entry, "step()", f"must return a 0-d tensor, got {loss!r} {pair}")
+                    raise fail(
+                        entry,
+                        "step()",
+                        f"must return a 0-d tensor (reduce it, e.g. loss.mean()), "
+                        f"got {short(loss)} {pair}",
+                    )
                 if loss.requires_grad:
                     raise fail(
                         entry, "step()", f"must return a detached loss (loss.detach()) {pair}"
@@ -154,7 +165,7 @@ def _as_estimate(entry: Entry, name: str, value: Any) -> Estimate:
         raise fail(
             entry,
             "compute()",
-            f"value '{name}' is {value!r}: return a float, a 0-d "
+            f"value '{name}' is {short(value)}: return a float, a 0-d "
             "tensor or an Estimate(value, stderr)",
         )
     est = Estimate(float(value.value), float(value.stderr))
@@ -198,7 +209,7 @@ def _metric_names(entry: Entry, bench: Workbench, kind: str, restrict: bool) -> 
         if violations:
             raise fail(entry, *_requirements_decl(entry, kind, violations))
         if not isinstance(values, dict) or not values:
-            raise fail(entry, "compute()", f"must return a non-empty dict, got {values!r}")
+            raise fail(entry, "compute()", f"must return a non-empty dict, got {short(values)}")
         for name, value in values.items():
             if not isinstance(name, str) or not name:
                 raise fail(entry, "compute()", f"value names must be strings, got {name!r}")

@@ -5,7 +5,8 @@ it needs, and (for a metric) which direction is better. The harness trusts those
 to build the grid, so a wrong one breaks a user's run far from its cause. This suite turns
 each declaration into a check that runs in a second on the CPU:
 
-- ``declarations``: names, descriptions, kinds, capabilities and budgets are well formed;
+- ``declarations``: names, descriptions, kinds, capabilities and budgets are well formed, and
+  every numeric parameter declares its valid range;
 - ``params``: every default is valid, and bad values derived from each ``Param`` (outside its
   bounds, not one of its choices, of the wrong type) and unknown names are refused;
 - ``data`` (tasks): fixed, seeded train/test sets of the declared kind, independent of the
@@ -14,13 +15,16 @@ each declaration into a check that runs in a second on the CPU:
   gradients through ``rsample``, moments that match the samples);
 - ``density[KIND]``: log_prob agrees with the samples (see :mod:`.conformance_density`);
 - ``smoke_cell[KIND]``: the objective trains a compatible (task, model) pair for a few steps
-  through the real runner on the CPU;
+  through the real runner on the CPU, and lowers the loss it logs (see :mod:`.behaviour`;
+  ``loss_descends = False`` opts out a game value);
+- ``default_models`` (tasks): each model the task names builds and trains in a smoke cell;
 - ``replicas[KIND]`` (objectives with ``replica_kinds``): three seeds train as one stack
   through the objective's one ``step``, which must return one loss per replica;
 - ``requirements[KIND]``: run against proxies that expose only the declared capabilities,
   the objective or metric never calls an undeclared one;
 - ``values[KIND]``: a metric returns finite-or-NaN values under stable names, each with a
-  declared direction.
+  declared direction;
+- ``stderr[KIND]``: a metric's standard errors are not far below the spread of repeats.
 
 Use it from pytest (``@pytest.mark.gbench_conformance("my-dist")`` on a test taking
 ``gbench_check``; see :mod:`.pytest_plugin`), from the command line (``gbench check-plugin
@@ -42,6 +46,7 @@ from benchmark_core.conformance.base import (
     Workbench,
     build_model,
     fail,
+    short,
     smoke_budget,
     where,
 )
@@ -125,7 +130,7 @@ def run(checks: Iterable[Check]) -> list[Result]:
             results.append(Result(check, "fail", str(exc)))
         except Exception as exc:
             tb = traceback.format_exc(limit=-2)
-            message = f"{where(check.entry)}: check '{check.name}' raised {exc!r}\n{tb}"
+            message = f"{where(check.entry)}: check '{check.name}' raised {short(exc, 400)}\n{tb}"
             results.append(Result(check, "fail", message))
         else:
             results.append(Result(check, "pass"))

@@ -39,12 +39,17 @@ class Objective(Needs):
     provides : frozenset[str]
         What metrics may read from it (their ``objective_requires``): ``"feed_eps"`` when it
         feeds the model's own symbols with a keep-probability ε (`feed_eps`).
+    loss_descends : bool
+        Whether training lowers the loss that `step` returns (the conformance suite checks
+        that it does). Set False only when the logged loss is a game value, such as an
+        adversarial objective's discriminator estimate, which rises as the critic learns.
     """
 
     budgets: ClassVar[dict[str, Any]] = {}
     replica_kinds: ClassVar[frozenset[str]] = frozenset()
     replica_params: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
+    loss_descends: ClassVar[bool] = True
 
     def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         """Create optimisers and auxiliary networks before the first step.

@@ -87,6 +87,8 @@ class AdversarialJSPi(Objective):
     budgets = {"vector": {"quick": {"steps": 3000}, "paper": {"steps": 30_000}}}
     replica_kinds = frozenset({"vector"})
     replica_params = frozenset({"pi"})
+    # The logged loss is the discriminator's JS_π estimate: it rises as D learns.
+    loss_descends = False
 
     def setup(self, model: Model | ModelStack, task: Task, budget: Budget) -> None:
         self.model = model
