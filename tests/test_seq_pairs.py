@@ -196,6 +196,20 @@ def test_load_table(tmp_path: Path) -> None:
     obj.write_text('{"table": [[1, 0], [0, 0]]}')
     with pytest.raises(ValueError, match="got a JSON dict"):
         load_table(obj)
+    # Hostile tables: nested 200,000 deep (RecursionError in json), booleans and numeric
+    # strings that numpy would silently read as numbers.
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match=r"deep\.json: the JSON nests too deeply"):
+        load_table(deep)
+    for name, table, shown in (
+        ("bool", [[True, False], [False, False]], "true"),
+        ("text", [[0.5, "0.5"], [0, 0]], '"0.5"'),
+    ):
+        odd = tmp_path / f"{name}.json"
+        odd.write_text(json.dumps(table))
+        with pytest.raises(ValueError, match=f"every entry must be a JSON number, not {shown}"):
+            load_table(odd)
     unnormalised = tmp_path / "sum.json"
     unnormalised.write_text("[[1, 1], [1, 1]]")
     with pytest.raises(ValueError, match=r"sum\.json: the table sums to 4"):

@@ -53,7 +53,7 @@ def descent_z(entry: Entry, bench: Workbench, task_e: Entry, model_e: Entry) -> 
         gen = torch.Generator().manual_seed(0)
         for step in range(DESCENT_STEPS):
             rows = torch.randint(len(task.train), (budget.batch_size,), generator=gen)
-            losses.append(float(objective.step(task.train[rows], step)))
+            losses.append(float(objective.step(task.train[rows], step).detach()))
     first = torch.tensor(losses[:DESCENT_WINDOW], dtype=torch.float64)
     last = torch.tensor(losses[-DESCENT_WINDOW:], dtype=torch.float64)
     if not (torch.isfinite(first).all() and torch.isfinite(last).all()):

@@ -128,6 +128,10 @@ def _positions(mask: np.ndarray, limit: int = 5) -> str:
     return text + (f" and {len(hits) - limit} more" if len(hits) > limit else "")
 
 
+#: The largest table file read (K is at most 1,000: a million numbers in a few MB of JSON).
+MAX_TABLE_BYTES = 64 * 2**20
+
+
 def load_table(path: str | Path) -> np.ndarray:
     """Read and validate a joint table stored as a JSON array of K rows of K numbers.
 
@@ -145,8 +149,18 @@ def load_table(path: str | Path) -> np.ndarray:
             f"pairs table file {str(path)!r} does not exist (or is not a file); give the "
             "path of a JSON file holding a K x K array, e.g. [[0.4, 0.1], [0.1, 0.4]]"
         )
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        raise ValueError(
+            f"{path}: {path.stat().st_size:,} bytes is too large for a pairs table "
+            f"(at most {MAX_TABLE_BYTES:,}); a K x K table with K <= 1,000 is far smaller"
+        )
     try:
         data = json.loads(path.read_text())
+    except RecursionError:
+        raise ValueError(
+            f"{path}: the JSON nests too deeply; expected a K x K array such as "
+            "[[0.4, 0.1], [0.1, 0.4]]"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
@@ -157,6 +171,14 @@ def load_table(path: str | Path) -> np.ndarray:
     if not isinstance(data, list):
         raise ValueError(
             f"{path}: expected a JSON array of K rows, got a JSON {type(data).__name__}"
+        )
+    # numpy would read true/false as 1/0 and numeric strings as numbers: a table holds numbers.
+    flat = [x for row in data if isinstance(row, list) for x in row]
+    odd = next((x for x in flat if isinstance(x, bool) or not isinstance(x, int | float)), None)
+    if odd is not None:
+        raise ValueError(
+            f"{path}: every entry must be a JSON number, not {json.dumps(odd)[:40]}; give a "
+            "K x K nested list of probabilities such as [[0.4, 0.1], [0.1, 0.4]]"
         )
     try:
         return validate_table(data)
