@@ -7,7 +7,6 @@ error (nothing was run); 130 when interrupted (finished cells are kept: run it a
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -190,9 +189,8 @@ def claims_command(ctx: click.Context, names: tuple[str, ...], **options: Any) -
 def _run(cells: list[Any], out: Path, options: dict[str, Any]) -> Any:
     """Run the cells through the ordinary grid loop, progress on stderr."""
     from benchmark_core.cli.common import check_writable as _check_writable
-    from benchmark_core.cli.common import sigterm_as_interrupt as _sigterm_as_interrupt
-    from benchmark_core.cli.console import RichGridUI, summary_table
-    from benchmark_core.engine.executors import run_grid
+    from benchmark_core.cli.common import run_with_progress
+    from benchmark_core.cli.console import summary_table
     from benchmark_core.engine.runner import resolve_device
 
     if options["executor"] == "ray":
@@ -202,23 +200,7 @@ def _run(cells: list[Any], out: Path, options: dict[str, Any]) -> Any:
     device = resolve_device(str(options["device"]), here=options["executor"] == "local")
     _check_writable(out)
     console = Console(stderr=True)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
-        with RichGridUI(console, len(cells)) as ui:
-            report = run_grid(
-                cells,
-                out,
-                device,
-                force=bool(options["force"]),
-                timeout=options["timeout"],
-                ui=ui,
-                jobs=int(options["jobs"]),
-                replicas=int(options["replicas"]),
-                executor=str(options["executor"]),
-                address=options["address"],
-            )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    report = run_with_progress(cells, out, device, options, console)
     for problem in report.problems:
         click.echo(f"warning: {problem}", err=True)
     console.print(summary_table(report))

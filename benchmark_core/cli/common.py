@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,30 @@ def report_plugin_failures(registry: Any) -> None:
     for name, error in registry.failures:
         first = (error.strip().splitlines() or [""])[0]
         warn(f"plugin '{name}' failed to load: {first}")
+
+
+def run_with_progress(
+    cells: list[Any], out: Path, device: Any, options: dict[str, Any], console: Any
+) -> Any:
+    """Run the grid (warm-start sources first) under a progress display on ``console``; the
+    run options are ``gbench run``'s. SIGTERM stops it as Ctrl-C does. Returns the report."""
+    from benchmark_core.cli.console import RichGridUI
+    from benchmark_core.engine.waves import run_waves
+
+    previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
+    try:
+        with RichGridUI(console, len(cells)) as ui:
+            return run_waves(
+                cells,
+                out,
+                device,
+                force=bool(options["force"]),
+                timeout=options["timeout"],
+                ui=ui,
+                jobs=int(options["jobs"]),
+                replicas=int(options["replicas"]),
+                executor=str(options["executor"]),
+                address=options["address"],
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import click
 
 from benchmark_core.cli.common import check_writable as _check_writable
 from benchmark_core.cli.common import report_plugin_failures as _report_plugin_failures
-from benchmark_core.cli.common import sigterm_as_interrupt as _sigterm_as_interrupt
 from benchmark_core.cli.group import LAZY_COMMANDS, Gbench
 from benchmark_core.contract.errors import GbenchError, PluginError, UsageError
 from benchmark_core.results.safe_text import safe_text
@@ -253,26 +251,9 @@ def _print_plan(cells: list[Any], out: Path, force: bool) -> None:
 
 def _run_cells(cells: list[Any], out: Path, device: Any, options: dict[str, Any]) -> Any:
     """Run the grid under a progress display; SIGTERM stops it as Ctrl-C does."""
-    from benchmark_core.cli.console import RichGridUI
-    from benchmark_core.engine.waves import run_waves
+    from benchmark_core.cli.common import run_with_progress
 
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    try:
-        with RichGridUI(_console(), len(cells)) as ui:
-            return run_waves(
-                cells,
-                out,
-                device,
-                force=bool(options["force"]),
-                timeout=options["timeout"],
-                ui=ui,
-                jobs=int(options["jobs"]),
-                replicas=int(options["replicas"]),
-                executor=str(options["executor"]),
-                address=options["address"],
-            )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return run_with_progress(cells, out, device, options, _console())
 
 
 @cli.command("list")
