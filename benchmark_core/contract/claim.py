@@ -258,6 +258,10 @@ class ClaimResults:
             raise ValueError(f"a claim's results need the columns {', '.join(absent)}")
         object.__setattr__(self, "frame", self.frame[list(RESULT_COLUMNS)].copy())
 
+    def missing_notes(self) -> list[str]:
+        """One note per cell that did not end ok, for `Verdict.of`'s notes."""
+        return [f"no result from {cell}" for cell in self.missing]
+
     def values(
         self,
         metric: str,

@@ -168,7 +168,7 @@ class MMDRecoversP(Claim):
             )
             for value, expected in (("cov_eig_0", 4.0), ("cov_eig_1", 0.25))
         ]
-        return Verdict.of(evidence, [f"no result from {cell}" for cell in results.missing])
+        return Verdict.of(evidence, results.missing_notes())
 
 
 @hookimpl

@@ -76,11 +76,6 @@ def s2_drop(results: ClaimResults, wider: str, narrower: str, task: str) -> Evid
     return Evidence.above(f"s²({wider}) − s²({narrower}) on {task}", diff)
 
 
-def missing_notes(results: ClaimResults) -> list[str]:
-    """One note per cell that did not end ok."""
-    return [f"no result from {cell}" for cell in results.missing]
-
-
 class OverUnderGeneralisation(Claim):
     """Maximum likelihood over-generalises and reverse KL under-generalises."""
 
@@ -123,7 +118,7 @@ class OverUnderGeneralisation(Claim):
             ),
             s2_near(results, "reverse_kl", TWO_MODES, MODE_STD**2, OPTIMISATION),
         ]
-        return Verdict.of(evidence, missing_notes(results))
+        return Verdict.of(evidence, results.missing_notes())
 
 
 class JSPiInterpolates(Claim):
@@ -160,7 +155,7 @@ class JSPiInterpolates(Claim):
         ]
         chain = ["ml", *labels, "reverse_kl"]
         evidence += [s2_drop(results, a, b, FIGURE1) for a, b in itertools.pairwise(chain)]
-        return Verdict.of(evidence, missing_notes(results))
+        return Verdict.of(evidence, results.missing_notes())
 
 
 class AdversarialTracksJSPi(Claim):
@@ -197,7 +192,7 @@ class AdversarialTracksJSPi(Claim):
             )
             tol = 0.05 * exact_s2(pi)
             evidence.append(Evidence.near(f"s²({game}) − s²({exact})", diff, 0.0, tol))
-        return Verdict.of(evidence, missing_notes(results))
+        return Verdict.of(evidence, results.missing_notes())
 
 
 @hookimpl

@@ -36,10 +36,6 @@ def fixed_point_mi(dependence: float, eps: float) -> float:
     return mutual_information(joint_from_conditional(p1, ss_fixed_point(joint, eps)))
 
 
-def _notes(results: ClaimResults) -> list[str]:
-    return [f"no result from {cell}" for cell in results.missing]
-
-
 class ScheduledSamplingInconsistent(Claim):
     """Scheduled sampling does not converge to P."""
 
@@ -106,7 +102,7 @@ class ScheduledSamplingInconsistent(Claim):
                     MI_TOL,
                 ),
             ]
-        return Verdict.of(evidence, _notes(results))
+        return Verdict.of(evidence, results.missing_notes())
 
 
 class TextQualityCoverage(Claim):
@@ -145,7 +141,7 @@ class TextQualityCoverage(Claim):
                 diff("nll_test_per_token", "reverse_kl", "ml"),
             ),
         ]
-        return Verdict.of(evidence, _notes(results))
+        return Verdict.of(evidence, results.missing_notes())
 
 
 @hookimpl
