@@ -209,6 +209,36 @@ class WrongTokenLogProbs(PositionsTask):
         return super().token_log_probs(x) - 0.1  # sums to log P − 0.2
 
 
+class NextTokenTask(PositionsTask):
+    """Also gives each position's whole distribution (independent positions: the same rows
+    whatever the prefix)."""
+
+    name = "next_token_positions"
+    provides = frozenset({"log_prob", "sample", "token_log_prob", "next_token_log_prob"})
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probs.log().expand(x.shape[0], -1, -1)
+
+
+class UnnormalisedNextToken(NextTokenTask):
+    name = "unnormalised_next_token"
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return super().next_token_log_probs(x) + 0.5
+
+
+class InconsistentNextToken(NextTokenTask):
+    name = "inconsistent_next_token"
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return super().next_token_log_probs(x).flip(-1)  # normalised, but not P's
+
+
+class NextTokenOnly(NextTokenTask):
+    name = "next_token_only"
+    provides = frozenset({"log_prob", "sample", "next_token_log_prob"})
+
+
 class NoVocabTask(PositionsTask):
     name = "no_vocab"
     vocab_size = None  # type: ignore[assignment]
@@ -228,6 +258,18 @@ def test_per_token_log_probs_that_do_not_sum_to_log_prob_fail():
     message = failure(results_of(WrongTokenLogProbs), "task:bad_token_log_probs:capabilities")
     assert "provides 'token_log_prob'" in message
     assert "summed over positions differs from log_prob by 0.2" in message
+
+
+def test_next_token_log_probs_must_be_normalised_and_agree_with_token_log_probs():
+    results = results_of(NextTokenTask, UnnormalisedNextToken, InconsistentNextToken, NextTokenOnly)
+    assert results["task:next_token_positions:capabilities"].status == "pass"
+    message = failure(results, "task:unnormalised_next_token:capabilities")
+    assert "provides 'next_token_log_prob'" in message
+    assert "log Σ_v exp(next_token_log_probs) differs from 0 (by 0.5)" in message
+    message = failure(results, "task:inconsistent_next_token:capabilities")
+    assert "next_token_log_probs at x differs from token_log_probs" in message
+    message = failure(results, "task:next_token_only:capabilities")
+    assert "also provide 'token_log_prob'" in message
 
 
 def test_a_sequence_task_must_declare_vocab_size_and_a_matching_length():
@@ -264,8 +306,9 @@ def test_a_model_declaring_autoregressive_must_implement_the_interface():
         results_of(NotReallyAutoregressive), "model:fake_autoregressive:capabilities[sequence]"
     )
     assert "provides 'autoregressive'" in message
-    assert "lacks initial_token, step, token_log_probs, fed_log_probs, sample_with_log_prob" in (
-        message
+    assert (
+        "lacks initial_token, step, token_log_probs, fed_log_probs, next_token_log_probs, "
+        "sample_with_log_prob" in message
     )
 
 

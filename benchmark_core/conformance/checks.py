@@ -24,6 +24,7 @@ from benchmark_core.conformance.density import sequence_problems, vector_problem
 from benchmark_core.conformance.interfaces import (
     check_autoregressive,
     check_moments,
+    check_next_token_log_probs,
     check_objective_provides,
     check_task_shape,
     check_test_log_prob,
@@ -223,6 +224,8 @@ def check_task_capabilities(entry: Entry, bench: Workbench) -> None:
         raise fail(entry, "provides 'enumerable'", "the task has no integer vocab_size attribute")
     if "token_log_prob" in provides:
         check_token_log_probs(entry, task)
+    if "next_token_log_prob" in provides:
+        check_next_token_log_probs(entry, task)
 
 
 def _check_log_prob(entry: Entry, dist: Any, provides: frozenset[str], task: Any = None) -> None:

@@ -89,6 +89,33 @@ def check_token_log_probs(entry: Entry, task: Task) -> None:
         )
 
 
+def check_next_token_log_probs(entry: Entry, task: Task) -> None:
+    """Next-symbol distributions of a task that provides ``next_token_log_prob``:
+    ``[n, length, vocab_size]``, each row's exponentials summing to one, equal to
+    ``token_log_probs`` where gathered at the sequence itself."""
+    decl = "provides 'next_token_log_prob'"
+    if "token_log_prob" not in entry.cls.provides:
+        raise fail(entry, decl, "also provide 'token_log_prob': the two must agree")
+    x = task.test[:16]
+    with torch.no_grad():
+        full = task.next_token_log_probs(x)
+        want = (*x.shape, task.vocab_size)
+        if not isinstance(full, torch.Tensor) or tuple(full.shape) != want:
+            shape = tuple(full.shape) if isinstance(full, torch.Tensor) else type(full).__name__
+            raise fail(entry, decl, f"next_token_log_probs of {tuple(x.shape)} has shape {shape}")
+        mass = full.double().logsumexp(-1)
+        _agree(entry, decl, mass, torch.zeros_like(mass), "log Σ_v exp(next_token_log_probs)", "0")
+        at_x = full.gather(-1, x[..., None]).squeeze(-1)
+        _agree(
+            entry,
+            decl,
+            at_x,
+            task.token_log_probs(x),
+            "next_token_log_probs at x",
+            "token_log_probs",
+        )
+
+
 def check_autoregressive(entry: Entry, model: Model, task: Task) -> None:
     """The methods of `benchmark_core.Autoregressive`, each against the others."""
     decl = "provides 'autoregressive'"
@@ -125,6 +152,15 @@ def check_autoregressive(entry: Entry, model: Model, task: Task) -> None:
         _agree(entry, decl, tok.sum(1), model.log_prob(x), "token_log_probs summed", "log_prob")
         fed = model.fed_log_probs(torch.cat([bos[:, None], x[:, :-1]], dim=1), x)
         _agree(entry, decl, fed, tok, "fed_log_probs with the true inputs", "token_log_probs")
+        full = model.next_token_log_probs(x[:8])
+        if tuple(full.shape) != (*x[:8].shape, vocab):
+            raise fail(
+                entry,
+                decl,
+                f"next_token_log_probs gave {tuple(full.shape)}, not {(*x[:8].shape, vocab)}",
+            )
+        at_x = full.gather(-1, x[:8, :, None]).squeeze(-1)
+        _agree(entry, decl, at_x, tok[:8], "next_token_log_probs at x", "token_log_probs")
         out = model.sample_with_log_prob(16, 1.0)
         tokens = getattr(out, "tokens", None)
         if not isinstance(tokens, torch.Tensor) or tuple(tokens.shape) != (16, task.length):

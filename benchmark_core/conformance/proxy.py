@@ -29,6 +29,7 @@ TASK_METHODS = {
     "sample": "sample",
     "enumerate": "enumerable",
     "token_log_probs": "token_log_prob",
+    "next_token_log_probs": "next_token_log_prob",
 }
 OBJECTIVE_METHODS = {"feed_eps": "feed_eps"}
 

@@ -43,6 +43,7 @@ AUTOREGRESSIVE_METHODS = (
     "step",
     "token_log_probs",
     "fed_log_probs",
+    "next_token_log_probs",
     "log_prob",
     "sample_with_log_prob",
 )
@@ -81,6 +82,11 @@ class Autoregressive(Protocol):
         """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable."""
         ...
 
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """log Q(v | BOS, x_<n) for every symbol v at every position n, [B, L, vocab];
+        teacher-forced on ``x``, differentiable. Gathered at ``x`` it is ``token_log_probs``."""
+        ...
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log Q(x) = the sum of ``token_log_probs(x)`` over positions, [B]."""
         ...
@@ -106,8 +112,8 @@ class AutoregressiveModel(Model):
 
     Subclasses implement ``build`` (setting ``self.vocab`` and ``self.length`` from the task's
     ``vocab_size`` and ``length``), ``step`` and ``token_log_probs``. The generic
-    ``fed_log_probs`` and ``sample_with_log_prob`` run ``step`` once per position; override
-    them with faster full-sequence passes where the model has one.
+    ``fed_log_probs``, ``next_token_log_probs`` and ``sample_with_log_prob`` run ``step`` once
+    per position; override them with faster full-sequence passes where the model has one.
     """
 
     kinds: ClassVar[frozenset[str]] = frozenset({"sequence"})
@@ -147,6 +153,19 @@ class AutoregressiveModel(Model):
         for t in range(inputs.shape[1]):
             logits, state = self.step(inputs[:, t], state)
             parts.append(-F.cross_entropy(logits, targets[:, t], reduction="none"))
+        return torch.stack(parts, dim=1)
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """log Q(v | BOS, x_<n) for every symbol v at every position n, [B, L, V];
+        teacher-forced on ``x``, differentiable. This generic version runs ``step`` once per
+        position (the whole [B, L, V] tensor is built: callers keep B * L * V affordable)."""
+        token, state, parts = self.initial_token(x.shape[0]), None, []
+        for t in range(x.shape[1]):
+            logits, state = self.step(token, state)
+            parts.append(F.log_softmax(logits, dim=1))
+            token = x[:, t]
+        if not parts:
+            return torch.zeros((x.shape[0], 0, self.vocab), device=self.device)
         return torch.stack(parts, dim=1)
 
     @torch.no_grad()

@@ -19,12 +19,15 @@ CAPABILITIES = {
     "moments": "closed-form moments (mean, covariance)",
     "enumerable": "enumerable sample space",
     "token_log_prob": "per-token log-probabilities (token_log_probs)",
+    "next_token_log_prob": "next-symbol distributions (next_token_log_probs)",
     "feed_eps": "probability of feeding the true symbol (feed_eps)",
     "vmap": "methods that run under torch.func.vmap (replicas trained as one model)",
 }
 
 #: The capabilities each role may declare in ``provides`` (and others in their ``*_requires``).
-TASK_CAPABILITIES = frozenset({"log_prob", "sample", "enumerable", "token_log_prob"})
+TASK_CAPABILITIES = frozenset(
+    {"log_prob", "sample", "enumerable", "token_log_prob", "next_token_log_prob"}
+)
 MODEL_CAPABILITIES = frozenset(
     {"log_prob", "sample", "rsample", "autoregressive", "moments", "vmap"}
 )

@@ -21,7 +21,9 @@ class Task(Component):
         ``"log_prob"`` when P's density is known exactly, ``"sample"`` when fresh samples can
         be drawn, ``"enumerable"`` when the sample space can be summed over,
         ``"token_log_prob"`` (sequence tasks) when P's per-position log-probabilities are
-        known (`token_log_probs`).
+        known (`token_log_probs`), ``"next_token_log_prob"`` (sequence tasks, with
+        ``token_log_prob``) when P's whole next-symbol distribution at every position is
+        known (`next_token_log_probs`).
     default_models : tuple[str, ...]
         Models used when the user names none.
     budgets : dict[str, dict[str, int]]
@@ -74,6 +76,14 @@ class Task(Component):
         """Exact log P(x_n | x_<n) per position, ``[n, length]``, summing to ``log_prob(x)``;
         only for sequence tasks that provide ``token_log_prob``."""
         raise NotImplementedError(f"task {self.name} has no per-token log-probabilities")
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(v | x_<n) for every symbol v at every position n, ``[n, length, V]``,
+        teacher-forced on ``x``: gathered at ``x`` it is `token_log_probs`, and each row's
+        exponentials sum to one. Only for sequence tasks that provide
+        ``next_token_log_prob``; ``reverse_kl`` uses it to take each position's KL in closed
+        form."""
+        raise NotImplementedError(f"task {self.name} has no next-symbol distributions")
 
     def test_log_prob(self) -> torch.Tensor:
         """log P of each row of ``test``; only for tasks that provide ``log_prob``.

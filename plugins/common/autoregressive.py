@@ -42,7 +42,8 @@ class LSTMCore(nn.Module):
     """Embedding -> single-layer LSTM -> linear logits; see the module docstring.
 
     Implements the contract's `benchmark_core.Autoregressive` interface (``initial_token``,
-    ``step``, ``token_log_probs``, ``fed_log_probs``, ``log_prob``, ``sample_with_log_prob``),
+    ``step``, ``token_log_probs``, ``fed_log_probs``, ``next_token_log_probs``, ``log_prob``,
+    ``sample_with_log_prob``),
     so that the ``lstm`` model and the ``text`` task's oracle are driven alike.
 
     Parameters
@@ -146,6 +147,15 @@ class LSTMCore(nn.Module):
         if x.shape[1] == 0:
             return x.new_zeros((x.shape[0], 0, self.vocab), dtype=self.out.weight.dtype)
         return self.out(self._hidden(x))
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced log Q(v | BOS, x_<n) for every symbol v, [B, L, V]; differentiable.
+
+        Unlike `token_log_probs` this materialises the [B, L, V] tensor: callers that need
+        the whole next-symbol distribution (``reverse_kl``'s closed-form step KL) keep B * L
+        small (a training batch).
+        """
+        return torch.log_softmax(self.logits(x), dim=-1)
 
     def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """Per-position log Q(x_n | prefix), shape [B, L]; differentiable.

@@ -47,6 +47,10 @@ class TabularModel(AutoregressiveModel):
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.table, dim=1)[inputs, targets]
 
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        inputs = torch.cat([self.initial_token(x.shape[0])[:, None], x[:, :-1]], dim=1)
+        return F.log_softmax(self.table, dim=1)[inputs]
+
     def conditional(self) -> torch.Tensor:
         """The tables as probabilities, [V + 1, V] (last row: Q(x1))."""
         return F.softmax(self.table, dim=1)
@@ -84,6 +88,9 @@ class LSTMModel(AutoregressiveModel):
 
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.core.fed_log_probs(inputs, targets)
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core.next_token_log_probs(x)
 
     @torch.no_grad()
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:

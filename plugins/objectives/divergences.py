@@ -4,8 +4,13 @@ Both need P's density. On vector tasks they differentiate through reparameterise
 Q; each loss is an unbiased estimate of the divergence itself, so the logged training loss
 is the divergence being minimised.
 
-On sequence tasks: ``reverse_kl`` uses the score-function gradient with cost log Q − log P
-and a leave-one-out baseline, on as many samples of Q per step as the batch holds;
+On sequence tasks ``reverse_kl`` draws as many samples of Q per step as the batch holds. Where
+the task gives P's whole next-symbol distribution (``next_token_log_prob``) it takes each
+position's KL in closed form along the sampled prefixes and scores each prefix with the
+score-function gradient of the KL still to come (``estimator=exact_step``, the default);
+otherwise (or with ``estimator=reinforce``) it uses the score-function gradient with cost
+log Q − log P, per token where the task gives per-token log-probabilities, and a
+leave-one-out baseline.
 ``jspi_exact`` needs an enumerable task and sums over its whole sample space (all K² pairs),
 so its loss and gradient are exact.
 """
@@ -72,7 +77,17 @@ class _FromDensities(Objective):
 
 
 class ReverseKL(_FromDensities):
-    """KL[Q‖P] = E_Q[log Q − log P] on reparameterised samples of Q (docs/science.md §1.2)."""
+    """KL[Q‖P] = E_Q[log Q − log P] (docs/science.md §1.2).
+
+    Vectors: on reparameterised samples of Q. Sequences: Q's samples x, and with
+    ``estimator=exact_step`` (where the task provides ``next_token_log_prob``) the per-step
+    divergences KL_n = Σ_v Q(v | x_<n) (log Q(v | x_<n) − log P(v | x_<n)) in closed form:
+    KL[Q‖P] = E_Q[Σ_n KL_n] (the chain rule of KL), so the logged Σ_n KL_n is unbiased. Its
+    gradient is ∇KL_n through Q's softmax at each position (pathwise) plus the score-function
+    term log Q(x_n | x_<n) · (Σ_{m>n} KL_m − b_n) for the prefixes, with b_n the mean over the
+    other samples of the batch (leave-one-out). ``estimator=reinforce`` (and the fallback on
+    tasks without next-symbol distributions) scores the sampled symbols only.
+    """
 
     name = "reverse_kl"
     description = "reverse KL[Q‖P] = E_Q[log Q − log P] with P's density (mode seeking)"
@@ -80,28 +95,61 @@ class ReverseKL(_FromDensities):
         "vector": frozenset({"rsample", "log_prob"}),
         "sequence": frozenset({"autoregressive", "log_prob", "sample"}),
     }
-    param_spec = {"lr": positive(0.05, "Adam learning rate"), "n_samples": _N_SAMPLES}
+    param_spec = {
+        "lr": positive(0.05, "Adam learning rate"),
+        "n_samples": _N_SAMPLES,
+        "estimator": Param(
+            "exact_step",
+            "sequences: exact_step (closed-form KL per position, needs the task's "
+            "next_token_log_prob; else reinforce) or reinforce (score function only)",
+            choices=("exact_step", "reinforce"),
+        ),
+    }
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.task.kind == "sequence":
-            # REINFORCE on as many samples as the batch holds; the cost is log Q − log P.
             x = self.model.sample(batch.shape[0])
-            if "token_log_prob" not in self.task.provides:
-                log_q = self.model.log_prob(x)
-                cost = log_q.detach() - self.task.log_prob(x)
-                return surrogate(cost, log_q), cost.mean()
-            # Per-token costs: log Q(x_t | x_<t) is scored by the cost from t on only (the
-            # earlier terms do not depend on x_t's choice), which is unbiased (causality)
-            # and far less noisy on long sequences.
-            tok_q = self.model.token_log_probs(x)
-            tok_cost = tok_q.detach() - self.task.token_log_probs(x)
-            to_go = tok_cost.flip(1).cumsum(1).flip(1)
-            n = to_go.shape[0]
-            base = (to_go.sum(0, keepdim=True) - to_go) / max(n - 1, 1)
-            grad_of = ((to_go - base) * tok_q).sum(1).mean()
-            return grad_of, tok_cost.sum(1).mean()
+            if self.estimator == "exact_step" and "next_token_log_prob" in self.task.provides:
+                return self.exact_step(x)
+            return self.reinforce(x)
         x = self.model.rsample(self.n_samples)
         return (self.model.log_prob(x) - self.task_log_prob(x)).mean(-1)
+
+    def exact_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(surrogate, Σ_n KL_n averaged over the batch) for Q's samples ``x`` [B, L]."""
+        log_q = self.model.next_token_log_probs(x)  # [B, L, V], carries the gradient
+        log_p = self.task.next_token_log_probs(x)
+        step_kl = (log_q.exp() * (log_q - log_p)).sum(-1)  # [B, L]: pathwise through Q(·|x_<n)
+        # x_n's choice changes the KL of every later position: its score is weighted by
+        # Σ_{m>n} KL_m (the KL at n and before does not depend on x_n).
+        after = step_kl.detach().flip(1).cumsum(1).flip(1) - step_kl.detach()
+        tok_q = log_q.gather(-1, x[..., None]).squeeze(-1)
+        score = ((after - _leave_one_out(after)) * tok_q).sum(1)
+        return (step_kl.sum(1) + score).mean(), step_kl.sum(1).mean()
+
+    def reinforce(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(surrogate, mean of log Q − log P) with the score-function gradient only."""
+        if "token_log_prob" not in self.task.provides:
+            log_q = self.model.log_prob(x)
+            cost = log_q.detach() - self.task.log_prob(x)
+            return surrogate(cost, log_q), cost.mean()
+        # Per-token costs: log Q(x_t | x_<t) is scored by the cost from t on only (the
+        # earlier terms do not depend on x_t's choice), which is unbiased (causality)
+        # and far less noisy on long sequences.
+        tok_q = self.model.token_log_probs(x)
+        tok_cost = tok_q.detach() - self.task.token_log_probs(x)
+        to_go = tok_cost.flip(1).cumsum(1).flip(1)
+        grad_of = ((to_go - _leave_one_out(to_go)) * tok_q).sum(1).mean()
+        return grad_of, tok_cost.sum(1).mean()
+
+
+def _leave_one_out(values: torch.Tensor) -> torch.Tensor:
+    """Per column of ``values`` [n, L], the mean of the other n − 1 rows (a baseline for each
+    row that does not depend on that row's sample; zeros for a single row)."""
+    n = values.shape[0]
+    if n < 2:
+        return torch.zeros_like(values)
+    return (values.sum(0, keepdim=True) - values) / (n - 1)
 
 
 class ExactJSPi(_FromDensities):

@@ -2,11 +2,14 @@
 
 The table comes from a seeded Dirichlet construction (`dirichlet_table`) or from a JSON file
 holding a K x K array (``pairs[table=path.json]``); a file that is not a probability table
-is refused during selection, before anything runs, with `load_table`'s message.
+is refused during selection, before anything runs, with `load_table`'s message. P(x1) and
+P(x2 | x1) come from the table, so the task also gives per-token log-probabilities and each
+position's whole next-symbol distribution.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,9 @@ class PairsTask(Task):
     name = "pairs"
     description = "length-2 sequences over K symbols with a known joint table (paper §4.1)"
     kind = "sequence"
-    provides = frozenset({"log_prob", "sample", "enumerable"})
+    provides = frozenset(
+        {"log_prob", "sample", "enumerable", "token_log_prob", "next_token_log_prob"}
+    )
     default_models = ("tabular", "lstm")
     headline_metrics = ("kl_forward", "kl_reverse", "ss_fixed_point_tv", "mi_q")
     param_spec = {
@@ -63,6 +68,14 @@ class PairsTask(Task):
         self.vocab_size = self.joint_np.shape[0]
         self.joint = torch.tensor(self.joint_np, dtype=torch.float64)
         self.log_joint = torch.log(self.joint).float()
+        # log P(x1) and log P(x2 | x1) in float64 before rounding. A zero row of a file's table
+        # has no conditional (-inf - -inf); it gets a uniform one, so that every row is still
+        # a distribution (KL[Q‖P] is infinite anyway once Q puts mass on that x1).
+        log_marginal = torch.logsumexp(torch.log(self.joint), dim=1)
+        second = torch.log(self.joint) - log_marginal[:, None]
+        second[log_marginal == -math.inf] = -math.log(self.vocab_size)
+        self.log_first = log_marginal.float()
+        self.log_second = second.float()
         self.mutual_information = mutual_information(self.joint_np)
         gen = torch.Generator().manual_seed(self.seed)
         self.train = self._draw(self.n_train, gen)
@@ -74,6 +87,15 @@ class PairsTask(Task):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.log_joint[x[:, 0], x[:, 1]]
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """[log P(x1), log P(x2 | x1)] per row, [n, 2]."""
+        return torch.stack([self.log_first[x[:, 0]], self.log_second[x[:, 0], x[:, 1]]], dim=1)
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """[log P(·), log P(· | x1)] per row, [n, 2, K]."""
+        first = self.log_first.expand(x.shape[0], -1)
+        return torch.stack([first, self.log_second[x[:, 0]]], dim=1)
 
     def sample(self, n: int) -> torch.Tensor:
         return self._draw(n)

@@ -3,7 +3,8 @@
 P is an LSTM whose every weight is N(0, std²) from a generator seeded with ``seed`` (no
 shipped weights; ``weights_fingerprint`` identifies the oracle). ``n_train`` training
 sequences and a *separate* held-out set of ``n_test`` are sampled from it with their own
-seeded generator; log P of any sequence is exact, per token too (``token_log_prob``). The
+seeded generator; log P of any sequence is exact, per token too (``token_log_prob``), and so
+is each position's whole next-symbol distribution (``next_token_log_prob``). The
 held-out set's log P comes from the sampling pass that drew it (`test_log_prob`), so the
 ``entropy_p`` metric estimates the oracle's entropy from it without scoring the set again.
 """
@@ -23,7 +24,7 @@ class TextTask(Task):
     name = "text"
     description = "oracle LSTM text (vocab 5000, length 20, N(0,1) weights), exact log P"
     kind = "sequence"
-    provides = frozenset({"log_prob", "sample", "token_log_prob"})
+    provides = frozenset({"log_prob", "sample", "token_log_prob", "next_token_log_prob"})
     default_models = ("lstm",)
     headline_metrics = ("nll_test", "nll_oracle", "self_bleu", "bleu")
     param_spec = {
@@ -77,6 +78,11 @@ class TextTask(Task):
         """Exact log P(x_n | x_<n) per position, [B, L] (score-function objectives use the
         per-token terms to lower their variance)."""
         return self.oracle.token_log_probs(x)
+
+    def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log P(v | x_<n) for every symbol v, [B, L, V], teacher-forced on ``x``
+        (``reverse_kl`` takes each position's KL in closed form from it)."""
+        return self.oracle.next_token_log_probs(x)
 
     def test_log_prob(self) -> torch.Tensor:
         """log P of the held-out set, as the sampling pass that drew it computed it."""
