@@ -118,14 +118,24 @@ class ReverseKL(_FromDensities):
     def exact_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(surrogate, Σ_n KL_n averaged over the batch) for Q's samples ``x`` [B, L]."""
         log_q = self.model.next_token_log_probs(x)  # [B, L, V], carries the gradient
-        log_p = self.task.next_token_log_probs(x)
-        step_kl = (log_q.exp() * (log_q - log_p)).sum(-1)  # [B, L]: pathwise through Q(·|x_<n)
-        # x_n's choice changes the KL of every later position: its score is weighted by
-        # Σ_{m>n} KL_m (the KL at n and before does not depend on x_n).
-        after = step_kl.detach().flip(1).cumsum(1).flip(1) - step_kl.detach()
-        tok_q = log_q.gather(-1, x[..., None]).squeeze(-1)
-        score = ((after - _leave_one_out(after)) * tok_q).sum(1)
-        return (step_kl.sum(1) + score).mean(), step_kl.sum(1).mean()
+        with torch.no_grad():
+            log_p = self.task.next_token_log_probs(x)
+            q = log_q.exp()
+            grad = log_q - log_p
+            step_kl = (q * grad).sum(-1)  # [B, L]
+            # x_n's choice changes the KL of every later position: its score is weighted by
+            # Σ_{m>n} KL_m (the KL at n and before does not depend on x_n).
+            after = step_kl.flip(1).cumsum(1).flip(1) - step_kl
+            weight = after - _leave_one_out(after)
+            # The surrogate's gradient with respect to the logits, written out rather than
+            # taken by autograd through five [B, L, V] operations (3x the cost of the rest of
+            # the step): ∂KL_n/∂z = q (log q − log p − KL_n) (the pathwise term) and
+            # ∂ log Q(x_n)/∂z = onehot(x_n) − q (the score term, weighted). Both sum to zero
+            # over the vocabulary, so the same vector is the gradient with respect to log q.
+            grad.sub_(step_kl[..., None] + weight[..., None]).mul_(q)
+            grad.scatter_add_(-1, x[..., None], weight[..., None])
+            grad.div_(x.shape[0])
+        return (log_q * grad).sum(), step_kl.sum(1).mean()
 
     def reinforce(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(surrogate, mean of log Q − log P) with the score-function gradient only."""
