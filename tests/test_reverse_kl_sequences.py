@@ -133,3 +133,22 @@ def test_exact_step_zero_when_q_equals_p():
     values, grads = estimates(model, task, "exact_step", 5, 16)
     assert values.abs().max() < 1e-5
     assert grads.abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("setting", [pairs_setting, text_setting])
+def test_next_token_log_probs_of_models_and_tasks_agree_with_their_per_token_values(setting):
+    """Models: the override equals the generic step-by-step version; gathered at x, both
+    models' and tasks' next-symbol distributions are the per-token values; rows sum to one."""
+    from benchmark_core import AutoregressiveModel
+
+    model, task = setting()
+    x = all_sequences(task)
+    with torch.no_grad():
+        for dist in (model, task):
+            full = dist.next_token_log_probs(x)
+            assert full.shape == (*x.shape, task.vocab_size)
+            at_x = full.gather(-1, x[..., None]).squeeze(-1)
+            torch.testing.assert_close(at_x, dist.token_log_probs(x), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(full.logsumexp(-1), torch.zeros(x.shape), atol=1e-5, rtol=0)
+        generic = AutoregressiveModel.next_token_log_probs(model, x)
+        torch.testing.assert_close(model.next_token_log_probs(x), generic, atol=1e-5, rtol=1e-5)
