@@ -27,10 +27,12 @@ def _one_intra_op_thread():
     thread and 104 s on two). Cells that tests start in other processes cap their own threads.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1, user_api="blas"):  # numpy's products too (text kernels)
+        yield
     torch.set_num_threads(before)
 
 

@@ -264,7 +264,8 @@ def test_a_model_declaring_autoregressive_must_implement_the_interface():
         results_of(NotReallyAutoregressive), "model:fake_autoregressive:capabilities[sequence]"
     )
     assert "provides 'autoregressive'" in message
-    assert "lacks initial_token, step, token_log_probs, fed_log_probs, sample_with_log_prob" in (
+    lacks = "lacks initial_token, step, token_log_probs, fed_log_probs, weighted_log_prob, "
+    assert lacks + "sample_with_log_prob" in (
         message
     )
 

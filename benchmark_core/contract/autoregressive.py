@@ -44,6 +44,7 @@ AUTOREGRESSIVE_METHODS = (
     "token_log_probs",
     "fed_log_probs",
     "log_prob",
+    "weighted_log_prob",
     "sample_with_log_prob",
 )
 
@@ -85,9 +86,27 @@ class Autoregressive(Protocol):
         """log Q(x) = the sum of ``token_log_probs(x)`` over positions, [B]."""
         ...
 
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q as one differentiable 0-d tensor: ``weights`` [B] weigh whole
+        sequences, [B, L] single positions; they are constants (no gradient flows to them)."""
+        ...
+
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:
         """``n`` sequences from Q_T with log Q and log Q_T, in one batch, without gradient."""
         ...
+
+
+def token_weights(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sequence [B] or per-position [B, L] weights as [B, L] constants for tokens ``x``."""
+    weights = weights.detach()
+    if weights.shape == x.shape:
+        return weights
+    if weights.shape == x.shape[:1]:
+        return weights[:, None].expand(x.shape)
+    raise ValueError(
+        f"weights of shape {tuple(weights.shape)} fit neither the batch {tuple(x.shape[:1])} "
+        f"nor its tokens {tuple(x.shape)}"
+    )
 
 
 def categorical(probs: torch.Tensor) -> torch.Tensor:
@@ -134,6 +153,12 @@ class AutoregressiveModel(Model):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.token_log_probs(x).sum(dim=1)
+
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q (see `Autoregressive`). Training losses are such sums with weights
+        known in advance (1/B for maximum likelihood); a model may override this to compute
+        the gradient in the same pass as the value, as ``lstm`` does."""
+        return (self.token_log_probs(x) * token_weights(weights, x)).sum()
 
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable.

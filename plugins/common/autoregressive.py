@@ -18,10 +18,15 @@ import math
 
 import torch
 from gbench_plugins.common.block_sampler import BlockSampler
-from gbench_plugins.common.softmax_projection import EXP_HEADROOM, log_softmax_at
+from gbench_plugins.common.softmax_projection import (
+    EXP_HEADROOM,
+    log_softmax_at,
+    weighted_log_softmax_sum,
+)
 from torch import nn
 
 from benchmark_core import SampleOutput
+from benchmark_core.contract.autoregressive import token_weights
 
 __all__ = ["LSTMCore", "SampleOutput"]
 
@@ -42,7 +47,8 @@ class LSTMCore(nn.Module):
     """Embedding -> single-layer LSTM -> linear logits; see the module docstring.
 
     Implements the contract's `benchmark_core.Autoregressive` interface (``initial_token``,
-    ``step``, ``token_log_probs``, ``fed_log_probs``, ``log_prob``, ``sample_with_log_prob``),
+    ``step``, ``token_log_probs``, ``fed_log_probs``, ``log_prob``, ``weighted_log_prob``,
+    ``sample_with_log_prob``),
     so that the ``lstm`` model and the ``text`` task's oracle are driven alike.
 
     Parameters
@@ -173,6 +179,23 @@ class LSTMCore(nn.Module):
         flat = hidden.reshape(b * length, -1)
         out = log_softmax_at(flat, self.out.weight, self.out.bias, targets.reshape(-1).long())
         return out.view(b, length)
+
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q, 0-d; weights [B] per sequence or [B, L] per position, constants.
+
+        Equal to ``(token_log_probs(x) * weights).sum()``, but when a gradient will be taken
+        it is computed in this pass (`weighted_log_softmax_sum`): a maximum-likelihood step
+        then reads each block of logits once, and keeps none of them for the backward pass.
+        """
+        self._check_tokens(x)
+        b, length = x.shape
+        w = token_weights(weights, x).reshape(-1)
+        if length == 0:
+            return w.new_zeros((), dtype=self.out.weight.dtype)
+        bos = torch.full_like(x[:, :1], self.bos)
+        hidden, _ = self.lstm(self.embedding(torch.cat([bos, x[:, :-1]], dim=1)))
+        flat = hidden.reshape(b * length, -1)
+        return weighted_log_softmax_sum(flat, self.out.weight, self.out.bias, x.reshape(-1), w)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact sequence log-probability log Q(x) = sum_n log Q(x_n | prefix), shape [B]."""

@@ -85,6 +85,9 @@ class LSTMModel(AutoregressiveModel):
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.core.fed_log_probs(inputs, targets)
 
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.core.weighted_log_prob(x, weights)
+
     @torch.no_grad()
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:
         return self.core.sample_with_log_prob(n, temperature)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--skip-steps", action="store_true", help="skip the per-step table")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")  # numpy's BLAS too, as a cell runs it
     registry = load_registry()
     started = time.perf_counter()
     if not args.skip_steps:

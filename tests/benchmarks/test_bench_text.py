@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 from gbench_plugins.metrics.likelihood import NLLOracle, NLLTest
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.text import TextTask
@@ -27,7 +28,8 @@ def text() -> Iterator[tuple[TextTask, torch.nn.Module]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(TextTask.max_threads or threads)
     try:
-        yield text_setup()
+        with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+            yield text_setup()
     finally:
         torch.set_num_threads(threads)
 
