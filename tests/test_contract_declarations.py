@@ -265,9 +265,7 @@ def test_a_model_declaring_autoregressive_must_implement_the_interface():
     )
     assert "provides 'autoregressive'" in message
     lacks = "lacks initial_token, step, token_log_probs, fed_log_probs, weighted_log_prob, "
-    assert lacks + "sample_with_log_prob" in (
-        message
-    )
+    assert lacks + "sample_with_log_prob" in (message)
 
 
 def test_the_builtin_sequence_models_implement_the_contract_interface():

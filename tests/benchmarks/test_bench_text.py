@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from gbench_plugins.metrics.likelihood import NLLOracle, NLLTest
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.text import TextTask
+from threadpoolctl import threadpool_limits
 from workloads import BATCH, text_sampling_and_scoring, text_setup
 
 from benchmark_core.contract import EvalContext
