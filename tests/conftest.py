@@ -6,6 +6,7 @@ in ``tests/helpers.py``; a test module never imports from this file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +17,11 @@ from benchmark_core.registry import reset_registry
 # gbench's own pytest plugin (installed as a pytest11 entry point; named here too so that the
 # tests also run from a source tree that was never installed).
 pytest_plugins = ["benchmark_core.pytest_plugin"]
+
+# Tests run cells one at a time in-process unless they ask for workers (-j N): the default,
+# one worker per core, is tested on its own (tests/test_machine.py), and in-process runs see
+# the test's own plugin registrations. Subprocesses that tests start inherit it.
+os.environ.setdefault("GBENCH_JOBS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")
