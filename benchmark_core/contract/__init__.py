@@ -85,13 +85,13 @@ __all__ = [
     "Verdict",
     "categorical",
     "check_density_temperature",
-    "stepwise_tempered_log_prob",
     "hookimpl",
     "incompatibility",
     "model_incompatibility",
     "per_replica",
     "positive",
     "probability",
+    "stepwise_tempered_log_prob",
     "validate_params",
 ]
 

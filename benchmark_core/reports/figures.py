@@ -31,9 +31,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from benchmark_core.reports.frontier import frontier_judgement
 from benchmark_core.reports.labels import natural_key
 from benchmark_core.reports.leaderboard import TRAINING_SOURCE, final_rows, latest_runs
-from benchmark_core.reports.frontier import frontier_judgement
 from benchmark_core.reports.plots import plot_curves, plot_frontier, plot_sweep
 from benchmark_core.reports.reference_curve import Reference
 

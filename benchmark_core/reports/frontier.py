@@ -24,13 +24,6 @@ from matplotlib.lines import Line2D
 
 from benchmark_core.reports.labels import natural_key, param_note
 from benchmark_core.reports.leaderboard import final_rows, interval95
-from benchmark_core.reports.reference_curve import (
-    Reference,
-    ReferenceCurve,
-    judged_points,
-    reference_curve,
-    statement,
-)
 from benchmark_core.reports.plot_common import (
     PALETTE,
     legend_outside,
@@ -39,6 +32,13 @@ from benchmark_core.reports.plot_common import (
     one_task,
     seed_note,
     style,
+)
+from benchmark_core.reports.reference_curve import (
+    Reference,
+    ReferenceCurve,
+    judged_points,
+    reference_curve,
+    statement,
 )
 
 #: Offsets (points) and alignment of point notes, one per objective in turn.
@@ -246,7 +246,7 @@ def _draw_reference(ax: Axes, curve: ReferenceCurve) -> Line2D:
 
 def _draw_own_curves(ax: Axes, judged: pd.DataFrame, objectives: list[str]) -> None:
     """Each other configuration's tempered values as a thin dotted curve in its colour."""
-    for (label, _model), group in judged.groupby(["label", "model_label"]):
+    for (_label, _model), group in judged.groupby(["label", "model_label"]):
         if len(group) < 2:
             continue
         i = objectives.index(group["objective"].iloc[0])

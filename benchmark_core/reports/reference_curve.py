@@ -30,6 +30,7 @@ on means alone.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,7 +213,7 @@ def _meets(curve: np.ndarray, p: np.ndarray, below: bool) -> bool:
     """Whether p is at least as good (``below``) or as bad as some point of the polyline."""
     if len(curve) == 1:
         return bool((p <= curve[0]).all() if below else (curve[0] <= p).all())
-    return any(_segment_meets(a, b, p, below) for a, b in zip(curve[:-1], curve[1:], strict=True))
+    return any(_segment_meets(a, b, p, below) for a, b in itertools.pairwise(curve))
 
 
 def judge(points: pd.DataFrame, curve: pd.DataFrame, directions: tuple[str, str]) -> list[str]:
@@ -290,7 +291,7 @@ def selection_sentence(curve: ReferenceCurve, x_metric: str) -> str:
         f"Reference: {curve.label} ({curve.model_label})'s temperature curve "
         f"(T = {temps}) at step {curve.step} of {curve.final_step}"
     )
-    if not ref.select_by or len(curve.steps) <= 1 and curve.step == curve.final_step:
+    if not ref.select_by or (len(curve.steps) <= 1 and curve.step == curve.final_step):
         why = "its final step" if not ref.select_by else f"its only evaluation with {ref.select_by}"
         return f"{head}, {why}."
     best = "lowest" if ref.select_direction == "min" else "highest"

@@ -16,7 +16,6 @@ from gbench_plugins.common.oracle import sample_with_log_prob, weights_fingerpri
 
 from benchmark_core import Param, Task, hookimpl, positive
 
-
 #: The default extra sampling temperatures of nll_test and nll_oracle (T = 1 is always there).
 SWEEP = (0.7, 0.85, 1.2)
 
