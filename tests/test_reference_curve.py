@@ -107,6 +107,11 @@ def test_the_curve_comes_from_the_step_with_the_best_held_out_nll(df: pd.DataFra
     # without a selection value: the final step
     final = reference_curve(df, "nll_test", "nll_oracle", Reference("ml"))
     assert final is not None and final.step == 30
+    # no tempered values: a one-point "curve", and the sentence says so
+    plain = df[~df["metric"].str.contains("@")]
+    judgement = frontier_judgement(plain, "nll_test", "nll_oracle", REF, DIRECTIONS)
+    assert judgement is not None and list(judgement[0].points["T"]) == [1.0]
+    assert "'s point at T = 1 (these metrics were not swept over temperatures)" in judgement[2][0]
 
 
 def test_every_point_gets_its_known_verdict(df: pd.DataFrame) -> None:

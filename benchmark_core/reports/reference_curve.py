@@ -287,9 +287,14 @@ def selection_sentence(curve: ReferenceCurve, x_metric: str) -> str:
     """How the reference curve was chosen, in one sentence."""
     ref = curve.reference
     temps = ", ".join(_fmt_t(t) for t in curve.points["T"])
+    what = (
+        f"temperature curve (T = {temps})"
+        if len(curve.points) > 1
+        else f"point at T = {temps} (these metrics were not swept over temperatures)"
+    )
     head = (
-        f"Reference: {curve.label} ({curve.model_label})'s temperature curve "
-        f"(T = {temps}) at step {curve.step} of {curve.final_step}"
+        f"Reference: {curve.label} ({curve.model_label})'s {what} "
+        f"at step {curve.step} of {curve.final_step}"
     )
     if not ref.select_by or (len(curve.steps) <= 1 and curve.step == curve.final_step):
         why = "its final step" if not ref.select_by else f"its only evaluation with {ref.select_by}"
