@@ -30,9 +30,9 @@ class TextTask(Task):
     default_models = ("lstm",)
     headline_metrics = ("nll_test", "nll_oracle", "self_bleu", "bleu")
     # The temperature curve of every model, from which the frontier judges each objective
-    # against ML's tuned sampler (Caccia et al. 2018). Each extra temperature costs ~1.8 s of
+    # against ML's tuned sampler (Caccia et al. 2018). Each extra temperature costs 1.3-1.8 s of
     # CPU per evaluation for nll_test (10,000 held-out sequences) and ~1 s for nll_oracle
-    # (2,000 samples scored by the oracle): three add ~8 s per evaluation at the quick budget.
+    # (2,000 samples scored by the oracle): three add 7-8 s per evaluation at the quick budget.
     metric_params = {
         "nll_test": {"temperatures": list(SWEEP)},
         "nll_oracle": {"temperatures": list(SWEEP)},
