@@ -10,6 +10,7 @@ and ``token_log_probs``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -120,6 +121,35 @@ def categorical(probs: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
 
 
+def check_density_temperature(temperature: float) -> float:
+    """``temperature`` as a float, refused unless finite and > 0 (a density needs T > 0:
+    at T = 0 greedy decoding puts all mass on one sequence)."""
+    t = float(temperature)
+    if not (t > 0.0 and math.isfinite(t)):
+        raise ValueError(
+            f"temperature {temperature!r} has no density: log Q_T needs a finite T > 0 "
+            f"(T = 0 is greedy decoding, a single sequence)"
+        )
+    return t
+
+
+def stepwise_tempered_log_prob(model: Any, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log Q_T(x) of any `Autoregressive` model, teacher-forced through ``step``, [B].
+
+    Each position adds log softmax(logits / T)[x_n] (in float64, then cast back to the
+    default dtype, as ``sample_with_log_prob`` sums its log-probabilities).
+    """
+    t = check_density_temperature(temperature)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    token, state = model.initial_token(x.shape[0]), None
+    for n in range(x.shape[1]):
+        logits, state = model.step(token, state)
+        logq = F.log_softmax(logits.double() / t, dim=1)
+        total = total + logq.gather(1, x[:, n : n + 1]).squeeze(1)
+        token = x[:, n]
+    return total.to(torch.get_default_dtype())
+
+
 class AutoregressiveModel(Model):
     """Base of models that provide ``autoregressive``; see `Autoregressive`.
 
@@ -159,6 +189,16 @@ class AutoregressiveModel(Model):
         known in advance (1/B for maximum likelihood); a model may override this to compute
         the gradient in the same pass as the value, as ``lstm`` does."""
         return (self.token_log_probs(x) * token_weights(weights, x)).sum()
+
+    def tempered_log_prob(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        """log Q_T(x) = sum_n log softmax(logits_n / T)[x_n], [B]; T > 0.
+
+        Exact for an autoregressive model: Q_T, the distribution ``sample_with_log_prob``
+        draws from at temperature T, is a product of tempered conditionals. This generic
+        version runs ``step`` once per position (`stepwise_tempered_log_prob`); override it
+        with a full-sequence pass where the model has one.
+        """
+        return stepwise_tempered_log_prob(self, x, temperature)
 
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable.

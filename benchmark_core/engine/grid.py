@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmark_core.contract import incompatibility, model_incompatibility
 from benchmark_core.contract.budgets import Budget, budget_for
-from benchmark_core.engine.selection import Configured, Spec, expand
+from benchmark_core.engine.selection import Configured, Spec, expand, with_task_defaults
 from benchmark_core.registry import Registry
 
 
@@ -142,11 +142,12 @@ def build_grid(
 
     cells = []
     for task in task_confs:
+        task_metrics = with_task_defaults(metric_confs, task.cls)
         for model in _models_for(task, model_confs, registry):
             reason_model = model_incompatibility(model.cls, task.cls)
             for objective in objective_confs:
                 usable, skipped = [], []
-                for metric in metric_confs:
+                for metric in task_metrics:
                     why = reason_model or incompatibility(
                         metric.cls, task.cls, model.cls, objective.cls
                     )
