@@ -121,6 +121,26 @@ def test_nll_test_temperatures_on_text_use_the_lstm_fast_path():
     assert math.isclose(out["nll_test@T=0.7"].value, float(direct.mean()), rel_tol=1e-5)
 
 
+def test_tempered_nll_test_scores_the_first_n_eval_held_out_sequences():
+    """The untempered value scores the whole held-out set, each tempered one its first
+    n_eval sequences (the cost of one nll_oracle temperature)."""
+    from dataclasses import replace
+
+    task = TextTask(vocab=30, length=5, n_train=10, n_test=50, seed=1)
+    torch.manual_seed(0)
+    model = LSTMModel(task)
+    ctx = EvalContext(replace(PROFILES["smoke"], n_eval=20), torch.device("cpu"), 0, None)
+    with torch.no_grad():
+        out = NLLTest(temperatures=[0.7]).compute(model, task, ctx)
+        head = -direct_tempered(model.core, task.test[:20], 0.7)
+        whole = -model.log_prob(task.test)
+    assert math.isclose(out["nll_test@T=0.7"].value, float(head.mean()), rel_tol=1e-5)
+    assert math.isclose(
+        out["nll_test@T=0.7"].stderr, float(head.std() / math.sqrt(20)), rel_tol=1e-4
+    )
+    assert math.isclose(out["nll_test"].value, float(whole.mean()), rel_tol=1e-5)
+
+
 def test_temperature_zero_and_negative_are_refused_for_nll_test():
     reg = get_registry()
     with pytest.raises(UsageError, match="temperature 0 .*greedy.*nll_test takes temperatures > 0"):

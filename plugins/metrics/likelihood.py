@@ -120,7 +120,10 @@ class NLLTest(Metric):
 
     On sequence tasks, each of ``temperatures`` (T > 0) adds ``nll_test@T=<T>``, −E_P log Q_T
     with Q_T the distribution Q samples from at temperature T: the coverage of that sampler,
-    paired with ``nll_oracle@T=<T>`` (its quality) on the temperature curve. Models without
+    paired with ``nll_oracle@T=<T>`` (its quality) on the temperature curve. The tempered
+    values score the first ``n_eval`` held-out sequences (the budget's sample size, as
+    ``nll_oracle`` draws), the untempered one all of them: each extra temperature then costs
+    what one ``nll_oracle`` temperature does, not a pass over the whole set. Models without
     the ``autoregressive`` interface get the untempered value only.
     """
 
@@ -149,8 +152,9 @@ class NLLTest(Metric):
         out = {"nll_test": mean_estimate(-test_log_probs(model, task, ctx))}
         if task.kind == "sequence" and "autoregressive" in model.provides:
             extra = [float(t) for t in self.temperatures if float(t) != 1.0]
+            held_out = task.test[: ctx.budget.n_eval]
             for t in dict.fromkeys(extra):
-                out[tagged("nll_test", t)] = mean_estimate(-tempered_log_prob(model, task.test, t))
+                out[tagged("nll_test", t)] = mean_estimate(-tempered_log_prob(model, held_out, t))
         return with_per_token(out, task)
 
 
