@@ -188,6 +188,41 @@ def grids(beside: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def threads_or_items(steps: int) -> None:
+    """One big item on 2 threads against 1: where 2 threads gain less than 2×, two items at
+    once (one thread each, in two workers) use 2 cores better. Wall time of ``steps`` steps."""
+    registry = load_registry()
+    work = {
+        "text ml step (batch 64)": cells(registry, "ml", "text", "lstm"),
+        "32 jspi replicas step (gaussian)": [
+            c
+            for c in cells(registry, "jspi", "gaussian", "isotropic_gaussian", seeds="32")
+            if c.objective.params.get("pi") == 0.5
+        ],
+    }
+    for what, group in work.items():
+        timings = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with threadpool_limits(limits=threads, user_api="blas"):
+                task = _CACHE.get(group[0].task, CPU)
+                _, _, objective = build_work(group, task, CPU)
+                reps = len(group) if len(group) > 1 else 0
+                data = batches(task, group[0], steps, replicas=reps)
+                objective.step(data[0], 0)
+                start = time.perf_counter()
+                for i, batch in enumerate(data):
+                    objective.step(batch, i)
+                timings[threads] = (time.perf_counter() - start) / steps
+        torch.set_num_threads(1)
+        row(
+            f"{what}: 2 threads vs 1 (wall)",
+            f"{1000 * timings[2]:.1f} ms",
+            f"{1000 * timings[1]:.1f} ms",
+            f"{timings[1] / timings[2]:.2f}× (two items at once: up to 2×)",
+        )
+
+
 def main_grid(seeds: str) -> None:
     """The README's main job with default options against the same job at -j 1."""
     out = Path(tempfile.mkdtemp(prefix="gbench-ratios-"))
@@ -252,6 +287,7 @@ def main() -> None:
     parser.add_argument("--main-grid", action="store_true", help="also time the main job")
     parser.add_argument("--seeds", default="1", help="seeds of the main job")
     parser.add_argument("--flops", action="store_true", help="peak and jspi replica GFLOP/s")
+    parser.add_argument("--threads", action="store_true", help="2 threads vs 1 on big items")
     parser.add_argument("--only", action="store_true", help="only the sections asked for")
     parser.add_argument("--skip-steps", action="store_true", help="skip the per-step table")
     args = parser.parse_args()
@@ -267,6 +303,8 @@ def main() -> None:
         harness(50)
     if args.flops:
         flops(args.replicas, args.steps)
+    if args.threads:
+        threads_or_items(max(10, args.steps // 5))
     if args.grid:
         grids(args.neighbour)
     if args.main_grid:
