@@ -39,6 +39,12 @@ class Task(Component):
         all``, or a metric named without it); a value the user gives wins. A name no installed
         metric has, or a parameter the metric does not declare, is an error when the grid is
         built.
+    warm_starts : dict[str, str]
+        Objectives that start, on this task, from another objective's final model unless the
+        selection says otherwise: objective name to ``init`` selection
+        (``{"reverse_kl": "ml"}`` makes ``reverse_kl`` run as ``reverse_kl[init=ml]``, the
+        text-GAN protocol of fine-tuning a maximum-likelihood model). ``init=none`` in the
+        selection trains from scratch.
     frontier_reference : str
         The objective whose temperature curve the quality–coverage frontier of this task is
         judged against (``"ml"``: does any objective beat maximum likelihood once its sampling
@@ -68,6 +74,7 @@ class Task(Component):
     max_threads: ClassVar[int | None] = None
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     metric_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    warm_starts: ClassVar[dict[str, str]] = {}
     frontier_reference: ClassVar[str] = ""
     frontier_select_by: ClassVar[str] = ""
 
