@@ -1,0 +1,111 @@
+"""Pieces of the adversarial objective on token sequences: discriminators and the generator's
+score-function estimators (docs/science.md §1.4 and §1.6).
+
+A discriminator here returns one logit per *prefix*, [B, L]: column t classifies x_0..x_t,
+and the last column is the discriminator D(x) = σ(f(x)) of the game. The generator's cost is
+a function c(f) of that last logit only; the prefix logits serve as baselines, which keeps the
+estimate unbiased for the given discriminator whatever they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["GRUDiscriminator", "RatioDiscriminator", "prefix_surrogate"]
+
+
+class GRUDiscriminator(nn.Module):
+    """Embedding -> GRU -> a linear logit from the state after each position.
+
+    Its last column is the classic sequence discriminator (a logit from the final state).
+    """
+
+    def __init__(self, vocab: int, width: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, width)
+        self.gru = nn.GRU(width, width, batch_first=True)
+        self.out = nn.Linear(width, 1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, L] or relaxed one-hot rows [B, L, V] -> embeddings [B, L, width]."""
+        if x.is_floating_point():
+            return x @ self.embedding.weight
+        return self.embedding(x)
+
+    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """One logit per prefix, [B, L]."""
+        out, _ = self.gru(self.embed(x))
+        return self.out(out).squeeze(-1)
+
+
+class RatioDiscriminator(nn.Module):
+    """A logit with the shape of a log density ratio: f_t = c + Σ_{s≤t} u(h_{s−1})[x_s].
+
+    The best discriminator's logit is log(π/(1 − π)) + log P(x) − log Q(x), and for
+    autoregressive P and Q that is a sum over positions of log P(x_s | x_<s) − log Q(x_s | x_<s):
+    a GRU reads the prefix (from a begin symbol) and a linear head scores the next symbol, as
+    a language model's output layer does. The head starts at zero, so the discriminator starts
+    as the constant c, and each prefix sum is a classifier of prefixes of the same shape.
+    """
+
+    def __init__(self, vocab: int, width: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.embedding = nn.Embedding(vocab + 1, width)  # row `vocab` is the begin symbol
+        self.gru = nn.GRU(width, width, batch_first=True)
+        self.head = nn.Linear(width, vocab)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """One logit per prefix, [B, L] (x: token ids [B, L] or relaxed one-hot [B, L, V])."""
+        soft = x.is_floating_point()
+        b = x.shape[0]
+        bos = self.embedding.weight[self.vocab].expand(b, 1, -1)
+        head = x[:, :-1]
+        emb = head @ self.embedding.weight[: self.vocab] if soft else self.embedding(head)
+        h, _ = self.gru(torch.cat([bos, emb], dim=1))
+        if soft:
+            terms = (self.head(h) * x).sum(-1)
+        else:
+            # Only the chosen symbol's score is needed: gather its row of the head.
+            terms = (h * self.head.weight[x]).sum(-1) + self.head.bias[x]
+        return self.bias + terms.cumsum(1)
+
+
+def prefix_surrogate(
+    cost_of: Callable[[torch.Tensor], torch.Tensor],
+    prefix_logits: torch.Tensor,
+    token_log_q: torch.Tensor,
+) -> torch.Tensor:
+    """A scalar whose gradient is an unbiased estimate of ∇ E_Q[c(f_L(x))], per token.
+
+    Each token's score ∇ log Q(x_t | x_<t) is weighted by c(f_L(x)) − b_t, where the baseline
+    b_t = c(f_{t−1}(x_<t)) (b_0 = 0) depends on the prefix before x_t only, and the
+    leave-one-out mean of the other samples' c(f_L) − b_t is subtracted as well; neither
+    depends on x_t's choice, so the estimate is unbiased (for any prefix logits). When the
+    prefix logits track E[c(f_L) | prefix], the weights are costs-to-go: far less noisy than
+    one sequence-level cost on every token.
+
+    Parameters
+    ----------
+    cost_of : callable
+        The generator's cost per sample from logits (elementwise).
+    prefix_logits : Tensor [n, L]
+        The discriminator's logits for each prefix x_0..x_t (last column: the whole sequence).
+    token_log_q : Tensor [n, L]
+        log Q(x_t | x_<t), carrying the gradient.
+    """
+    with torch.no_grad():
+        costs = cost_of(prefix_logits)
+        final = costs[:, -1:]
+        base = torch.cat([torch.zeros_like(final), costs[:, :-1]], dim=1)
+        adv = final - base
+        n = adv.shape[0]
+        if n > 1:
+            adv = adv - (adv.sum(0, keepdim=True) - adv) / (n - 1)
+    return (adv * token_log_q).sum(1).mean()
