@@ -2,19 +2,18 @@
 score-function estimators (docs/science.md §1.4 and §1.6).
 
 A discriminator here returns one logit per *prefix*, [B, L]: column t classifies x_0..x_t,
-and the last column is the discriminator D(x) = σ(f(x)) of the game. The generator's cost is
-a function c(f) of that last logit only; the prefix logits serve as baselines, which keeps the
-estimate unbiased for the given discriminator whatever they hold.
+and the last column is the discriminator D(x) = σ(f(x)) of the game. In the game on whole
+sequences the generator's cost is a function c(f) of the last logit only, and the prefix
+logits serve as baselines, which keeps the estimate unbiased for the given discriminator
+whatever they hold; in the game on prefixes each prefix's logit has a cost of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-__all__ = ["GRUDiscriminator", "RatioDiscriminator", "prefix_surrogate"]
+__all__ = ["GRUDiscriminator", "RatioDiscriminator", "token_surrogate"]
 
 
 class GRUDiscriminator(nn.Module):
@@ -77,34 +76,29 @@ class RatioDiscriminator(nn.Module):
         return self.bias + terms.cumsum(1)
 
 
-def prefix_surrogate(
-    cost_of: Callable[[torch.Tensor], torch.Tensor],
-    prefix_logits: torch.Tensor,
-    token_log_q: torch.Tensor,
+def token_surrogate(
+    to_go: torch.Tensor, baseline: torch.Tensor, token_log_q: torch.Tensor
 ) -> torch.Tensor:
-    """A scalar whose gradient is an unbiased estimate of ∇ E_Q[c(f_L(x))], per token.
+    """A scalar whose gradient is a score-function estimate of ∇ E_Q[cost], per token.
 
-    Each token's score ∇ log Q(x_t | x_<t) is weighted by c(f_L(x)) − b_t, where the baseline
-    b_t = c(f_{t−1}(x_<t)) (b_0 = 0) depends on the prefix before x_t only, and the
-    leave-one-out mean of the other samples' c(f_L) − b_t is subtracted as well; neither
-    depends on x_t's choice, so the estimate is unbiased (for any prefix logits). When the
-    prefix logits track E[c(f_L) | prefix], the weights are costs-to-go: far less noisy than
-    one sequence-level cost on every token.
+    Each token's score ∇ log Q(x_t | x_<t) is weighted by its cost to go (the part of the
+    cost that x_t can influence) less a baseline b_t that depends on the prefix x_<t only,
+    less the leave-one-out mean of the other samples' (cost to go − b_t). Neither subtrahend
+    depends on x_t's choice, so the estimate is unbiased whatever the baselines hold; the
+    closer b_t is to E[cost to go | x_<t], the smaller its variance.
 
     Parameters
     ----------
-    cost_of : callable
-        The generator's cost per sample from logits (elementwise).
-    prefix_logits : Tensor [n, L]
-        The discriminator's logits for each prefix x_0..x_t (last column: the whole sequence).
+    to_go : Tensor [n, L]
+        The cost that position t's token can change (for a cost of the whole sequence: that
+        cost in every column; for a sum of per-prefix costs: the sum from t on).
+    baseline : Tensor [n, L]
+        b_t, a function of x_<t (zeros for none).
     token_log_q : Tensor [n, L]
         log Q(x_t | x_<t), carrying the gradient.
     """
     with torch.no_grad():
-        costs = cost_of(prefix_logits)
-        final = costs[:, -1:]
-        base = torch.cat([torch.zeros_like(final), costs[:, :-1]], dim=1)
-        adv = final - base
+        adv = to_go - baseline
         n = adv.shape[0]
         if n > 1:
             adv = adv - (adv.sum(0, keepdim=True) - adv) / (n - 1)

@@ -21,7 +21,7 @@ import torch
 from gbench_plugins.common.sequence_gan import (
     GRUDiscriminator,
     RatioDiscriminator,
-    prefix_surrogate,
+    token_surrogate,
 )
 from gbench_plugins.objectives.score_function import surrogate
 from torch import nn
@@ -81,8 +81,14 @@ class AdversarialJSPi(Objective):
         ),
         "credit": Param(
             "sequence",
-            "sequences: sequence (one cost per sample) or prefix (per-token costs-to-go "
-            "from the discriminator's prefix logits; unbiased either way)",
+            "sequences, game=sequence: sequence (one cost per sample) or prefix (the prefix "
+            "logits as per-token baselines); both unbiased",
+            choices=("sequence", "prefix"),
+        ),
+        "game": Param(
+            "sequence",
+            "sequences: sequence (JS_π of whole sequences) or prefix (the mean over t of "
+            "JS_π of the prefixes x_0..x_t: another divergence, zero only at Q = P)",
             choices=("sequence", "prefix"),
         ),
         "generator_loss": Param(
@@ -145,7 +151,10 @@ class AdversarialJSPi(Objective):
     def d_update(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One discriminator step; returns the game's V (detached; [R] with replicas)."""
         v = self.value(real, fake)
-        if self.sequences:
+        if self.sequences and self.game == "prefix":
+            v = v.mean()
+            loss = -v
+        elif self.sequences:
             # With prefix credit the prefix logits are baselines: training each prefix's
             # logit as a classifier of prefixes makes it track the cost still to come.
             loss = -(v[-1] + v[:-1].mean()) if self.credit == "prefix" and len(v) > 1 else -v[-1]
@@ -183,12 +192,17 @@ class AdversarialJSPi(Objective):
     def generator_surrogate(self, fake: torch.Tensor, prefix_logits: torch.Tensor) -> torch.Tensor:
         """A scalar whose gradient is the score-function estimate of ∇ E_Q[cost] on the
         samples ``fake`` [n, L], given the discriminator's ``prefix_logits`` [n, L]."""
+        costs = self.generator_cost(prefix_logits)  # [n, L], no gradient
+        if self.game == "prefix":
+            # The cost is the mean over prefixes: token t can change the prefixes from t on.
+            to_go = costs.flip(1).cumsum(1).flip(1) / costs.shape[1]
+            return token_surrogate(to_go, torch.zeros_like(to_go), self.model.token_log_probs(fake))
         if self.credit == "prefix":
-            return prefix_surrogate(
-                self.generator_cost, prefix_logits, self.model.token_log_probs(fake)
-            )
-        cost = self.generator_cost(prefix_logits[:, -1])
-        return surrogate(cost, self.model.log_prob(fake))
+            final = costs[:, -1:].expand_as(costs)
+            # b_t = c(f_{t-1}(x_<t)), the cost the discriminator sees in the prefix before x_t.
+            base = torch.cat([torch.zeros_like(costs[:, :1]), costs[:, :-1]], dim=1)
+            return token_surrogate(final, base, self.model.token_log_probs(fake))
+        return surrogate(costs[:, -1], self.model.log_prob(fake))
 
     def sequence_step(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
