@@ -148,12 +148,24 @@ def test_ratio_discriminator_sums_per_token_scores_and_starts_constant():
         disc.head.bias.normal_()
         disc.bias.fill_(0.3)
         f = disc.prefix_logits(x)
-        # Soft one-hot inputs give the same logits as the token ids they encode.
-        soft = torch.nn.functional.one_hot(x, 6).float()
-        assert torch.allclose(disc.prefix_logits(soft), f, atol=1e-5)
         steps = torch.diff(f, dim=1, prepend=torch.full((3, 1), 0.3))
         # Each increment is the head's score of that token from the state before it.
         bos = torch.full((3, 1), 6)
         h, _ = disc.gru(disc.embedding(torch.cat([bos, x[:, :-1]], 1)))
         expected = disc.head(h).gather(2, x[..., None])[..., 0]
     assert torch.allclose(steps, expected, atol=1e-5)
+
+
+def test_ratio_discriminator_reads_the_generator_log_q_as_a_feature():
+    torch.manual_seed(0)
+    disc = RatioDiscriminator(6, 5, q_feature=True)
+    x = torch.randint(0, 6, (3, 4))
+    log_q = -torch.rand(3, 4, requires_grad=True)
+    with pytest.raises(ValueError, match="log_q"):
+        disc.prefix_logits(x)
+    with torch.no_grad():
+        disc.q_weight.fill_(0.5)
+    f = disc.prefix_logits(x, log_q)
+    assert torch.allclose(f, 0.5 * log_q.detach().cumsum(1))
+    f.sum().backward()
+    assert log_q.grad is None  # a feature, not a path for the generator's gradient

@@ -28,15 +28,9 @@ class GRUDiscriminator(nn.Module):
         self.gru = nn.GRU(width, width, batch_first=True)
         self.out = nn.Linear(width, 1)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Token ids [B, L] or relaxed one-hot rows [B, L, V] -> embeddings [B, L, width]."""
-        if x.is_floating_point():
-            return x @ self.embedding.weight
-        return self.embedding(x)
-
-    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """One logit per prefix, [B, L]."""
-        out, _ = self.gru(self.embed(x))
+    def prefix_logits(self, x: torch.Tensor, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        """One logit per prefix, [B, L] (``log_q`` is not read)."""
+        out, _ = self.gru(self.embedding(x))
         return self.out(out).squeeze(-1)
 
 
@@ -48,9 +42,15 @@ class RatioDiscriminator(nn.Module):
     a GRU reads the prefix (from a begin symbol) and a linear head scores the next symbol, as
     a language model's output layer does. The head starts at zero, so the discriminator starts
     as the constant c, and each prefix sum is a classifier of prefixes of the same shape.
+
+    With ``q_feature`` each per-token score also adds a learned multiple a · log Q(x_s | x_<s)
+    of the generator's own log-probability of the symbol (passed in, detached): a feature of
+    x that the discriminator reads, not a path for gradients. Where P is a sharper or flatter
+    version of Q, log P − log Q is close to a linear function of log Q, so one scalar lets the
+    discriminator see it at once.
     """
 
-    def __init__(self, vocab: int, width: int) -> None:
+    def __init__(self, vocab: int, width: int, q_feature: bool = False) -> None:
         super().__init__()
         self.vocab = vocab
         self.embedding = nn.Embedding(vocab + 1, width)  # row `vocab` is the begin symbol
@@ -59,20 +59,19 @@ class RatioDiscriminator(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.bias = nn.Parameter(torch.zeros(()))
+        self.q_weight = nn.Parameter(torch.zeros(())) if q_feature else None
 
-    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """One logit per prefix, [B, L] (x: token ids [B, L] or relaxed one-hot [B, L, V])."""
-        soft = x.is_floating_point()
-        b = x.shape[0]
-        bos = self.embedding.weight[self.vocab].expand(b, 1, -1)
-        head = x[:, :-1]
-        emb = head @ self.embedding.weight[: self.vocab] if soft else self.embedding(head)
-        h, _ = self.gru(torch.cat([bos, emb], dim=1))
-        if soft:
-            terms = (self.head(h) * x).sum(-1)
-        else:
-            # Only the chosen symbol's score is needed: gather its row of the head.
-            terms = (h * self.head.weight[x]).sum(-1) + self.head.bias[x]
+    def prefix_logits(self, x: torch.Tensor, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        """One logit per prefix, [B, L]; ``log_q`` [B, L] is log Q(x_s | x_<s), read only
+        with ``q_feature``."""
+        bos = self.embedding.weight[self.vocab].expand(x.shape[0], 1, -1)
+        h, _ = self.gru(torch.cat([bos, self.embedding(x[:, :-1])], dim=1))
+        # Only the chosen symbol's score is needed: gather its row of the head.
+        terms = (h * self.head.weight[x]).sum(-1) + self.head.bias[x]
+        if self.q_weight is not None:
+            if log_q is None:
+                raise ValueError("this discriminator reads log Q(x_s | x_<s): pass log_q")
+            terms = terms + self.q_weight * log_q.detach()
         return self.bias + terms.cumsum(1)
 
 

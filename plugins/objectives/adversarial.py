@@ -70,8 +70,9 @@ class AdversarialJSPi(Objective):
         "n_samples": Param(512, "samples drawn from Q per step", low=1),
         "d_arch": Param(
             "gru",
-            "sequences: gru (a logit from the GRU state) or ratio (a sum of per-token scores)",
-            choices=("gru", "ratio"),
+            "sequences: gru (a logit from the GRU state), ratio (a sum of per-token scores) or "
+            "ratio_q (ratio, plus a learned multiple of the generator's log Q per token)",
+            choices=("gru", "ratio", "ratio_q"),
         ),
         "d_pretrain": Param(
             0, "discriminator steps on the start model's samples before the game", low=0
@@ -126,8 +127,10 @@ class AdversarialJSPi(Objective):
             return model.stack([mlp(dim, self.d_width, self.d_depth) for _ in range(len(model))])
         device = next(model.parameters()).device
         if self.sequences:
-            cls = RatioDiscriminator if self.d_arch == "ratio" else GRUDiscriminator
-            return cls(task.vocab_size, self.d_width).to(device)
+            if self.d_arch == "gru":
+                return GRUDiscriminator(task.vocab_size, self.d_width).to(device)
+            q_feature = self.d_arch == "ratio_q"
+            return RatioDiscriminator(task.vocab_size, self.d_width, q_feature).to(device)
         return mlp(task.train.shape[1], self.d_width, self.d_depth).to(device)
 
     def value(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -139,7 +142,7 @@ class AdversarialJSPi(Objective):
         if self.sequences:
             # One GRU pass over both batches (each row is its own sequence): the recurrence's
             # many small per-step ops run once instead of twice.
-            logits = self.disc.prefix_logits(torch.cat([real, fake]))
+            logits = self.prefix_logits(torch.cat([real, fake]))
             real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0] :]
             on_p, on_q = F.logsigmoid(real_logits).mean(0), F.logsigmoid(-fake_logits).mean(0)
         else:
@@ -147,6 +150,14 @@ class AdversarialJSPi(Objective):
             on_p = F.logsigmoid(real_logits).flatten(-2).mean(-1)
             on_q = F.logsigmoid(-fake_logits).flatten(-2).mean(-1)
         return self.pi * on_p + (1 - self.pi) * on_q
+
+    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The discriminator's logit for each prefix of the sequences ``x``, [n, L]."""
+        if self.d_arch != "ratio_q":
+            return self.disc.prefix_logits(x)
+        with torch.no_grad():
+            log_q = self.model.token_log_probs(x)
+        return self.disc.prefix_logits(x, log_q)
 
     def d_update(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One discriminator step; returns the game's V (detached; [R] with replicas)."""
@@ -210,7 +221,7 @@ class AdversarialJSPi(Objective):
         for _ in range(self.d_steps):
             v = self.d_update(batch, fake)
         with torch.no_grad():
-            logits = self.disc.prefix_logits(fake)
+            logits = self.prefix_logits(fake)
         self.generator_update(self.generator_surrogate(fake, logits))
         return v - self.offset
 
