@@ -169,3 +169,72 @@ def test_ratio_discriminator_reads_the_generator_log_q_as_a_feature():
     assert torch.allclose(f, 0.5 * log_q.detach().cumsum(1))
     f.sum().backward()
     assert log_q.grad is None  # a feature, not a path for the generator's gradient
+
+
+@pytest.mark.parametrize("kind", ["sequence", "vector", "replicas"])
+def test_d_pretrain_trains_only_the_discriminator_before_the_first_step(kind):
+    from gbench_plugins.models.gaussian import FullGaussian
+    from gbench_plugins.tasks.gaussian import GaussianTask
+
+    from benchmark_core.engine.stack import ReplicaStack
+
+    torch.manual_seed(0)
+    if kind == "sequence":
+        task = PairsTask(k=4, n_train=1000, n_test=10)
+        model = TabularModel(task)
+    else:
+        task = GaussianTask()
+        model = FullGaussian(task)
+        if kind == "replicas":
+            model = ReplicaStack([model, FullGaussian(task)])
+    objective = AdversarialJSPi(pi=0.5, d_pretrain=3, d_steps=2, n_samples=32)
+    objective.setup(model, task, Budget("smoke", 10, 16, 100, 1, 10))
+    calls = []
+    update = objective.d_update
+    objective.d_update = lambda real, fake: calls.append(real.shape) or update(real, fake)
+    batch = task.train[:16] if kind != "replicas" else task.train[:32].view(2, 16, -1)
+    before = [p.detach().clone() for p in model.parameters()]
+    objective.pretrain(batch)
+    assert len(calls) == 3 and calls[0] == batch.shape  # real batches shaped like the data's
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    calls.clear()
+    objective.pretrained = False
+    objective.step(batch, 0)
+    assert len(calls) == 3 + 2  # pretraining once, then the step's own
+    calls.clear()
+    objective.step(batch, 1)
+    assert len(calls) == 2
+
+
+@pytest.mark.slow
+def test_learned_discriminator_variants_fit_pairs(tmp_path):
+    """Each sequence option trains through the runner and brings Q close to P on pairs
+    (measured, seed 0, smoke: KL[P‖Q] from 1.43 to 0.046-0.053; ~35 s)."""
+    from helpers import grid, registry_with
+
+    from benchmark_core.engine.executors import run_grid
+    from benchmark_core.results.store import read_results
+
+    variants = [
+        "jspi[d_arch=ratio,credit=prefix,d_pretrain=50,g_samples=128]",
+        "jspi[d_arch=ratio_q,game=prefix]",
+        "jspi[d_arch=gru,game=prefix,credit=prefix]",
+    ]
+    cells = grid(
+        registry_with(),
+        objectives=",".join(variants),
+        tasks="pairs",
+        models="tabular",
+        metrics="kl_forward",
+        seeds="0,",
+        budget="smoke",
+    )
+    report = run_grid(cells, tmp_path, torch.device("cpu"))
+    assert report.counts["ok"] == len(cells), report.failed
+    df = read_results([tmp_path]).frame
+    v = df.set_index(["label", "step", "metric"]).value
+    last = int(df.step.max())
+    labels = sorted(set(df.label))
+    assert len(labels) == len(variants)
+    for label in labels:
+        assert v[label, last, "kl_forward"] < 0.25 * v[label, 0, "kl_forward"], label
