@@ -6,6 +6,7 @@ in ``tests/helpers.py``; a test module never imports from this file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -17,6 +18,11 @@ from benchmark_core.registry import reset_registry
 # tests also run from a source tree that was never installed).
 pytest_plugins = ["benchmark_core.pytest_plugin"]
 
+# Tests run cells one at a time in-process unless they ask for workers (-j N): the default,
+# one worker per core, is tested on its own (tests/test_machine.py), and in-process runs see
+# the test's own plugin registrations. Subprocesses that tests start inherit it.
+os.environ.setdefault("GBENCH_JOBS", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_intra_op_thread():
@@ -27,10 +33,12 @@ def _one_intra_op_thread():
     thread and 104 s on two). Cells that tests start in other processes cap their own threads.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1, user_api="blas"):  # numpy's products too (text kernels)
+        yield
     torch.set_num_threads(before)
 
 

@@ -29,3 +29,17 @@ class KillsItsWorker(MaximumLikelihood):
 
     def step(self, batch, step):
         os._exit(9)
+
+
+class ReportsItsThreads(MaximumLikelihood):
+    """A loss equal to the thread pools its process was given: torch's intra-op threads plus
+    100 times the OpenBLAS size its environment set (0 when unset)."""
+
+    name = "reports_its_threads"
+
+    def step(self, batch, step):
+        import torch
+
+        super().step(batch, step)
+        blas = int(os.environ.get("OPENBLAS_NUM_THREADS", "0"))
+        return torch.tensor(float(torch.get_num_threads() + 100 * blas))

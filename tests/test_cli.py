@@ -187,7 +187,8 @@ def test_config_file_holds_the_same_options(gbench, tmp_path):
         ("tasks = [", "is not valid TOML"),
         ("taks = 'gaussian'", "unknown key 'taks'. Did you mean 'tasks'?"),
         ("replicas = 0", "replicas = 0 must be a whole number ≥ 1"),
-        ("jobs = 'two'", "jobs = 'two' must be a whole number ≥ 1"),
+        ("jobs = 'two'", "jobs = 'two': 'two' is not a number of jobs: give auto"),
+        ("jobs = true", 'jobs = true must be a whole number ≥ 1 or "auto"'),
     ],
 )
 def test_bad_config_files_are_usage_errors(gbench, tmp_path, content, message):

@@ -306,10 +306,11 @@ def test_a_model_declaring_autoregressive_must_implement_the_interface():
         results_of(NotReallyAutoregressive), "model:fake_autoregressive:capabilities[sequence]"
     )
     assert "provides 'autoregressive'" in message
-    assert (
+    lacks = (
         "lacks initial_token, step, token_log_probs, fed_log_probs, next_token_log_probs, "
-        "sample_with_log_prob" in message
+        "weighted_log_prob, "
     )
+    assert lacks + "sample_with_log_prob" in message
 
 
 def test_the_builtin_sequence_models_implement_the_contract_interface():
@@ -326,6 +327,24 @@ def test_the_builtin_sequence_models_implement_the_contract_interface():
     assert isinstance(oracle, Autoregressive)
     out = oracle.sample_with_log_prob(50)
     torch.testing.assert_close(out.log_prob, oracle.log_prob(out.tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_a_models_own_tempered_log_prob_is_checked_against_the_step_wise_one():
+    from gbench_plugins.models.sequence import TabularModel
+
+    class Untempered(TabularModel):
+        """Forgets to divide by T: its log Q_T is log Q."""
+
+        name = "untempered_tabular"
+
+        def tempered_log_prob(self, x, temperature):
+            return self.log_prob(x)
+
+    results = results_of(Untempered)
+    message = failure(results, "model:untempered_tabular:capabilities[sequence]")
+    assert "tempered_log_prob(x, 0.7) differs from the step-wise log softmax(logits / 0.7)" in (
+        message
+    )
 
 
 # --- what a metric needs from the objective --------------------------------------------------

@@ -286,3 +286,31 @@ def test_default_init_uses_pytorch_ranges() -> None:
     assert model.lstm.weight_hh_l0.abs().max() <= 1 / 5
     assert model.out.weight.abs().max() <= 1 / 5
     assert 0.9 < float(model.embedding.weight.detach().std()) < 1.1
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_weighted_log_prob_equals_weighted_token_sum(per_token: bool) -> None:
+    """The lstm's fused weighted sum and the generic one (tabular) equal Σ w · log Q, with the
+    same parameter gradients as autograd through token_log_probs."""
+    from gbench_plugins.models.sequence import TabularModel
+
+    from benchmark_core.contract.autoregressive import AutoregressiveModel
+
+    torch.manual_seed(0)
+    core = LSTMCore(11, 4, 5, length=6).double()
+    task = type("T", (), {"vocab_size": 11, "length": 6})()
+    tab = TabularModel(task).double()
+    x = torch.randint(0, 11, (7, 6))
+    weights = torch.randn(7, 6 if per_token else 1, dtype=torch.float64).squeeze(-1)
+    w = weights if per_token else weights[:, None]
+    for model in (core, tab):
+        ref = (model.token_log_probs(x) * w).sum()
+        ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+        got = model.weighted_log_prob(x, weights)
+        got_grads = torch.autograd.grad(got, list(model.parameters()))
+        torch.testing.assert_close(got, ref)
+        for g, r in zip(got_grads, ref_grads, strict=True):
+            torch.testing.assert_close(g, r)
+    assert "weighted_log_prob" in vars(LSTMCore) and isinstance(tab, AutoregressiveModel)
+    with pytest.raises(ValueError, match="fit neither"):
+        core.weighted_log_prob(x, torch.ones(3))

@@ -7,7 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gbench_plugins.common import softmax_projection
-from gbench_plugins.common.softmax_projection import exp_is_safe, log_softmax_at
+from gbench_plugins.common.softmax_projection import (
+    exp_is_safe,
+    log_softmax_at,
+    weighted_log_softmax_sum,
+)
 
 
 def _inputs(scale: float, n: int = 23, hidden: int = 5, vocab: int = 17):
@@ -70,3 +74,33 @@ def test_second_backward_is_refused() -> None:
 def test_empty_input() -> None:
     h, w, b, t = _inputs(0.3, n=0)
     assert log_softmax_at(h, w, b, t).shape == (0,)
+
+
+@pytest.mark.parametrize("scale", [0.3, 200.0])
+@pytest.mark.parametrize("rows", [4, 1000])
+def test_weighted_sum_and_its_gradient_match_the_reference(scale: float, rows: int) -> None:
+    """The fused weighted sum (gradient computed in the forward pass) equals Σ w · log softmax
+    with autograd's gradients, for any weights and any gradient of the sum."""
+    h, w, b, t = _inputs(scale)
+    weights = torch.randn(h.shape[0], dtype=torch.float64)
+    results = []
+    fused = lambda *a: weighted_log_softmax_sum(*a, weights, rows=rows)  # noqa: E731
+    for fn in (lambda *a: (_reference(*a) * weights).sum(), fused):
+        leaves = [x.clone().requires_grad_() for x in (h, w, b)]
+        out = fn(*leaves, t)
+        (out * 2.5).backward()  # the backward pass scales the stored gradient
+        results.append((out.detach(), [x.grad for x in leaves]))
+    (ref, ref_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-9)
+    for g, r in zip(got_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        torch.testing.assert_close(weighted_log_softmax_sum(h, w, b, t, weights), ref)
+
+
+def test_weighted_sum_gradient_only_where_needed() -> None:
+    h, w, b, t = _inputs(0.3)
+    w.requires_grad_()
+    weighted_log_softmax_sum(h, w, b, t, torch.ones(h.shape[0], dtype=h.dtype)).backward()
+    assert w.grad is not None and h.grad is None and b.grad is None
+    assert weighted_log_softmax_sum(h[:0], w, b, t[:0], torch.ones(0)).item() == 0.0

@@ -255,3 +255,42 @@ def test_a_bad_source_checkpoint_is_named_and_only_a_needed_source_reruns(gbench
     assert (df.groupby("cell_id").status.first() == "ok").all()
     final = int(df.step.max())
     assert value(df, fine[0], "nll_test", 0) == value(df, source[0], "nll_test", final)
+
+
+def test_a_task_declares_its_default_warm_starts_and_a_selection_overrides_them(registry):
+    """Task.warm_starts: ``reverse_kl`` runs as ``reverse_kl[init=ml]`` on such a task, the
+    ``ml`` source joins the grid once; ``init=none`` trains from scratch; an explicit init
+    wins; other tasks are untouched."""
+    from gbench_plugins.tasks.gaussian import GaussianTask
+
+    class FineTuned(GaussianTask):
+        name = "gaussian_finetuned"
+        warm_starts = {"reverse_kl": "ml"}
+
+    info = PluginInfo("tests", "tests", "gbench-tests", "0.0", builtin=False)
+    reg = load_registry({"GBENCH_LOAD_PLUGINS": ""})
+    reg.components["task"][FineTuned.name] = Entry("task", FineTuned, info)
+
+    cells = _grid(reg, "reverse_kl,jspi_exact", tasks="gaussian_finetuned,gaussian", seeds="1")
+    labels = sorted((c.task.name, c.objective.label) for c in cells)
+    assert labels == [
+        ("gaussian", "jspi_exact"),
+        ("gaussian", "reverse_kl"),
+        ("gaussian_finetuned", "jspi_exact"),
+        ("gaussian_finetuned", "ml"),
+        ("gaussian_finetuned", "reverse_kl[init=ml]"),
+    ]
+    fine = next(c for c in cells if c.objective.label == "reverse_kl[init=ml]")
+    assert fine.init is not None and fine.init.objective.label == "ml"
+
+    scratch = _grid(reg, "reverse_kl[init=none]", tasks="gaussian_finetuned", seeds="1")
+    assert [(c.objective.label, c.init) for c in scratch] == [("reverse_kl", None)]
+    plain = _grid(registry, "reverse_kl", seeds="1")
+    assert scratch[0].cell_id != plain[0].cell_id  # the tasks differ, not the objective
+    assert "init" not in scratch[0].objective.given
+
+    chosen = _grid(reg, 'reverse_kl[init="ml[lr=0.01]"]', tasks="gaussian_finetuned", seeds="1")
+    assert sorted(c.objective.label for c in chosen) == [
+        "ml[lr=0.01]",
+        'reverse_kl[init="ml[lr=0.01]"]',
+    ]

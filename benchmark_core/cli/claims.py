@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from benchmark_core.cli.common import Jobs, workers_line
 from benchmark_core.contract.errors import UsageError
 
 FORMATS = ("markdown", "json", "html")
@@ -97,10 +98,11 @@ def _list_claims(entries: list[Any]) -> None:
 @click.option(
     "-j",
     "--jobs",
-    default=1,
+    default="auto",
     show_default=True,
-    type=click.IntRange(min=1),
-    help="Worker processes, as for gbench run.",
+    envvar="GBENCH_JOBS",
+    type=Jobs(),
+    help="Cells run at once, as for gbench run (auto: one per usable core).",
 )
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]))
 @click.option("--address", default=None, help="Ray cluster address for --executor ray.")
@@ -204,6 +206,8 @@ def _run(cells: list[Any], out: Path, options: dict[str, Any]) -> Any:
     for problem in report.problems:
         click.echo(f"warning: {problem}", err=True)
     console.print(summary_table(report))
+    if line := workers_line(report):
+        click.echo(line)
     ran = sum(n for status, n in report.counts.items() if status != "done earlier")
     click.echo(
         f"{len(cells)} cells: {report.counts['done earlier']} reused from {out}, {ran} run; "

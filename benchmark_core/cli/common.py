@@ -11,6 +11,56 @@ import click
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.results.safe_text import safe_text
 
+#: The most worker processes ``-j`` accepts.
+MAX_JOBS = 1024
+
+
+class Jobs(click.ParamType):
+    """``-j``: ``auto`` (one work item per usable core, or per GPU) or a count of 1 or more."""
+
+    name = "jobs"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """``"auto"`` or the count, or a usage error."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            jobs = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            jobs = None
+        if jobs is None or not 1 <= jobs <= MAX_JOBS:
+            self.fail(
+                f"{value!r} is not a number of jobs: give auto (the default: one per core) or "
+                f"a whole number from 1 to {MAX_JOBS} (1 runs one cell at a time).",
+                param,
+                ctx,
+            )
+        return jobs
+
+
+def resolve_jobs(jobs: int | str, device: Any, cells: int, executor: str) -> int:
+    """``-j``'s value as a count: ``auto`` is `machine.default_jobs` locally, and 1 (as many
+    tasks in flight as the cluster has CPUs, or GPUs) on Ray."""
+    if jobs != "auto":
+        return int(jobs)
+    if executor != "local":
+        return 1
+    from benchmark_core.engine.machine import default_jobs
+
+    return default_jobs(device, cells)
+
+
+def workers_line(report: Any) -> str | None:
+    """What starting the worker processes cost, for the end of a run (None without any)."""
+    ready = sorted(report.workers_ready_s)
+    if not ready:
+        return None
+    span = f"{ready[0]:.1f} s" if len(ready) == 1 else f"{ready[0]:.1f}-{ready[-1]:.1f} s"
+    return (
+        f"{len(ready)} worker process(es), each ready {span} after it started (importing "
+        "torch and the grid's plugins, once per run, while the grid was planned)"
+    )
+
 
 def warn(text: str) -> None:
     """Print ``warning: text`` on stderr, with control characters made visible."""
@@ -62,7 +112,7 @@ def run_with_progress(
                 force=bool(options["force"]),
                 timeout=options["timeout"],
                 ui=ui,
-                jobs=int(options["jobs"]),
+                jobs=resolve_jobs(options["jobs"], device, len(cells), options["executor"]),
                 replicas=int(options["replicas"]),
                 executor=str(options["executor"]),
                 address=options["address"],

@@ -108,6 +108,9 @@ def _expected(param: click.Parameter, key: str, value: Any) -> tuple[bool, str]:
     kind = param.type
     if getattr(param, "is_flag", False):
         return isinstance(value, bool), "true or false (a TOML boolean, without quotes)"
+    if kind.name == "jobs":  # a count, or "auto": the option's own type says what is wrong
+        ok = isinstance(value, int | str) and not isinstance(value, bool)
+        return ok, 'a whole number ≥ 1 or "auto"'
     if isinstance(kind, click.types.IntParamType):
         ok = isinstance(value, int) and not isinstance(value, bool)
         return ok, "a whole number" + _range_text(kind)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from benchmark_core.cli.common import Jobs, workers_line
 from benchmark_core.cli.common import check_writable as _check_writable
 from benchmark_core.cli.common import report_plugin_failures as _report_plugin_failures
 from benchmark_core.cli.group import LAZY_COMMANDS, Gbench
@@ -23,8 +24,6 @@ from benchmark_core.contract.errors import GbenchError, PluginError, UsageError
 from benchmark_core.results.safe_text import safe_text
 
 KIND_NAMES = ("tasks", "models", "objectives", "metrics")
-#: The most worker processes (or Ray tasks in flight) one run asks for.
-MAX_JOBS = 1024
 #: The most replicas trained together: no more than the most seeds of a run (the selection's
 #: ``MAX_SEEDS``, repeated here so that starting the CLI does not import the engine).
 MAX_SEEDS = 10_000
@@ -96,10 +95,12 @@ _RUN_OPTIONS = [
     click.option(
         "-j",
         "--jobs",
-        default=1,
+        default="auto",
         show_default=True,
-        type=click.IntRange(min=1, max=MAX_JOBS),
-        help="Worker processes (GPUs shared round-robin); with --executor ray, tasks in flight.",
+        envvar="GBENCH_JOBS",
+        type=Jobs(),
+        help="Cells run at once: auto = one per usable core (per GPU on CUDA); 1 = one at a "
+        "time in this process; with --executor ray, tasks in flight. Default from GBENCH_JOBS.",
     ),
     click.option(
         "--executor",
@@ -178,6 +179,8 @@ def run(ctx: click.Context, config_path: str | None, dry_run: bool, **options: A
     for problem in report.problems:
         _warn(problem)
     _console().print(summary_table(report))
+    if line := workers_line(report):
+        click.echo(line)
     _console().print(f"results in {safe_text(out)}", markup=False, highlight=False, soft_wrap=True)
     if report.interrupted:
         click.echo(

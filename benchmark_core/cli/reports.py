@@ -158,8 +158,14 @@ def leaderboard_command(
 
         for table in to_rich(board, problems):
             Console().print(table)
+        for line in frontier_text(df, read.directions, get_registry()):
+            Console().print(line, markup=False, highlight=False)
         return
     text = render_board(board, problems, fmt)
+    if fmt in ("markdown", "rich"):
+        extra = frontier_text(df, read.directions, get_registry())
+        if extra:
+            text = text.rstrip("\n") + "\n" + "\n".join(printable(x) for x in extra) + "\n"
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
@@ -188,6 +194,12 @@ def _plot_help() -> str:
 @click.option("--param", default=None, help="sweep: the swept parameter (lr, objective.lr).")
 @click.option("--x", "x", default=None, help="frontier: the metric on the x axis.")
 @click.option("--y", "y", default=None, help="frontier: the metric on the y axis.")
+@click.option(
+    "--reference",
+    default=None,
+    help="frontier: the objective whose temperature curve is drawn and judged against "
+    "(default: the task's declared one; 'none': the Pareto front).",
+)
 @click.option("--logx", is_flag=True, help="sweep: logarithmic x axis.")
 @click.option("--logy", is_flag=True, help="curves: logarithmic y axes.")
 @click.option(
@@ -219,6 +231,8 @@ def plot_command(
     read = load_results(results)
     df = filter_frame(read.frame, tasks, models, objectives, budget)
     task = one_task(df)
+    if "reference" in plot_kind.options:
+        _declared_reference(request, df, read.directions)
     with warnings_to_stderr():
         try:
             fig, name = plot_kind.draw(df, read.directions, request)
@@ -233,6 +247,19 @@ def plot_command(
         raise UsageError(f"cannot write {stem}.png: {exc.strerror}.") from None
     for path in paths:
         click.echo(printable(path))
+
+
+def _declared_reference(request: PlotRequest, df: pd.DataFrame, directions: dict) -> None:
+    """Fill the frontier's reference from the task's declaration where --reference is unset,
+    and its checkpoint selection from the declaration whichever objective is named."""
+    from benchmark_core.registry import get_registry
+
+    names = df["task"].dropna().unique()
+    declared = frontier_references(get_registry(), directions).get(names[0]) if len(names) else None
+    if request.reference is None and declared is not None:
+        request.reference = declared.objective
+    if declared is not None:
+        request.select_by = declared.select_by
 
 
 # --- gbench report ---------------------------------------------------------------------------
@@ -274,15 +301,22 @@ def report_command(
     swept objective or model parameter). The page loads nothing from the network.
     """
     from benchmark_core.registry import get_registry
-    from benchmark_core.reports.figures import default_figures, frontier_figures
+    from benchmark_core.reports.figures import (
+        default_figures,
+        frontier_figures,
+        frontier_statements,
+    )
     from benchmark_core.reports.html_report import render_report
 
     read = load_results(results)
     df = filter_frame(read.frame, tasks, models, objectives, budget, one_budget=False)
     registry = get_registry()
     headline = _plugin_figures(df, read.directions, registry)
-    frontiers, notes = frontier_figures(df, read.directions, frontier_pairs(registry))
+    pairs, references = frontier_pairs(registry), frontier_references(registry, read.directions)
+    frontiers, notes = frontier_figures(df, read.directions, pairs, references)
     headline.update(frontiers)
+    with warnings_to_stderr():
+        statements = frontier_statements(df, read.directions, pairs, references)
     figures, more_notes = default_figures(df, read.directions)
     notes += more_notes
     for note in notes:
@@ -301,6 +335,7 @@ def report_command(
             headline_figures=headline,
             headline_metrics=headline_metrics(registry),
             claims_html=claims_section_for(df),
+            figure_texts=statements,
         )
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
@@ -325,6 +360,38 @@ def frontier_pairs(registry: Any) -> list[tuple[str, str]]:
         if isinstance(frontier, dict):  # a malformed declaration draws nothing rather than fail
             pairs += [(str(c), str(q)) for q, c in frontier.items()]
     return list(dict.fromkeys(pairs))
+
+
+def frontier_references(registry: Any, directions: dict[str, str]) -> dict[str, Any]:
+    """Task name -> the :class:`~benchmark_core.reports.reference_curve.Reference` it declares
+    (:attr:`Task.frontier_reference`, :attr:`Task.frontier_select_by`); tasks without one are
+    left out."""
+    from benchmark_core.reports.reference_curve import Reference
+
+    out = {}
+    for name, entry in registry.of_kind("task").items():
+        objective = getattr(entry.cls, "frontier_reference", "") or ""
+        select_by = getattr(entry.cls, "frontier_select_by", "") or ""
+        if isinstance(objective, str) and objective and isinstance(select_by, str):
+            direction = "max" if directions.get(select_by) == "max" else "min"
+            out[name] = Reference(objective, select_by, direction)
+    return out
+
+
+def frontier_text(df: pd.DataFrame, directions: dict[str, str], registry: Any) -> list[str]:
+    """The frontier statements of a leaderboard's text formats: per task whose results hold
+    its declared reference's curve, a heading line and the sentences."""
+    from benchmark_core.reports.figures import frontier_statements
+
+    with warnings_to_stderr():
+        statements = frontier_statements(
+            df, directions, frontier_pairs(registry), frontier_references(registry, directions)
+        )
+    lines: list[str] = []
+    for caption, sentences in statements.items():
+        lines += ["", f"Frontier, {caption.replace(', final values', '')}:"]
+        lines += [f"- {s}" for s in sentences]
+    return lines
 
 
 def _plugin_figures(df: Any, directions: dict[str, str], registry: Any) -> dict[str, Any]:

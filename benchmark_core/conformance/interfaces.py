@@ -11,7 +11,12 @@ import torch
 from torch.nn import functional as F
 
 from benchmark_core.conformance.base import Workbench, build_model, fail, short, smoke_budget
-from benchmark_core.contract import AUTOREGRESSIVE_METHODS, Model, Task
+from benchmark_core.contract import (
+    AUTOREGRESSIVE_METHODS,
+    Model,
+    Task,
+    stepwise_tempered_log_prob,
+)
 from benchmark_core.registry import Entry
 
 #: Tolerance when two computations of one log-probability must agree (float32 sums).
@@ -177,6 +182,16 @@ def check_autoregressive(entry: Entry, model: Model, task: Task) -> None:
             "sample_with_log_prob's log_prob",
             "log_prob",
         )
+        own = getattr(model, "tempered_log_prob", None)
+        if callable(own):  # a model's own full-sequence version against the step-wise one
+            _agree(
+                entry,
+                decl,
+                own(x, 0.7),
+                stepwise_tempered_log_prob(model, x, 0.7),
+                "tempered_log_prob(x, 0.7)",
+                "the step-wise log softmax(logits / 0.7)",
+            )
 
 
 def _agree(

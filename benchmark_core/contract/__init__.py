@@ -37,6 +37,8 @@ _WHERE = {
     "AutoregressiveModel": "autoregressive",
     "SampleOutput": "autoregressive",
     "categorical": "autoregressive",
+    "check_density_temperature": "autoregressive",
+    "stepwise_tempered_log_prob": "autoregressive",
     "MODEL_CAPABILITIES": "component",
     "OBJECTIVE_CAPABILITIES": "component",
     "TASK_CAPABILITIES": "component",
@@ -82,12 +84,14 @@ __all__ = [
     "UsageError",
     "Verdict",
     "categorical",
+    "check_density_temperature",
     "hookimpl",
     "incompatibility",
     "model_incompatibility",
     "per_replica",
     "positive",
     "probability",
+    "stepwise_tempered_log_prob",
     "validate_params",
 ]
 

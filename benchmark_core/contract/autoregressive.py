@@ -10,6 +10,7 @@ and ``token_log_probs``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -45,6 +46,7 @@ AUTOREGRESSIVE_METHODS = (
     "fed_log_probs",
     "next_token_log_probs",
     "log_prob",
+    "weighted_log_prob",
     "sample_with_log_prob",
 )
 
@@ -91,9 +93,27 @@ class Autoregressive(Protocol):
         """log Q(x) = the sum of ``token_log_probs(x)`` over positions, [B]."""
         ...
 
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q as one differentiable 0-d tensor: ``weights`` [B] weigh whole
+        sequences, [B, L] single positions; they are constants (no gradient flows to them)."""
+        ...
+
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:
         """``n`` sequences from Q_T with log Q and log Q_T, in one batch, without gradient."""
         ...
+
+
+def token_weights(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sequence [B] or per-position [B, L] weights as [B, L] constants for tokens ``x``."""
+    weights = weights.detach()
+    if weights.shape == x.shape:
+        return weights
+    if weights.shape == x.shape[:1]:
+        return weights[:, None].expand(x.shape)
+    raise ValueError(
+        f"weights of shape {tuple(weights.shape)} fit neither the batch {tuple(x.shape[:1])} "
+        f"nor its tokens {tuple(x.shape)}"
+    )
 
 
 def categorical(probs: torch.Tensor) -> torch.Tensor:
@@ -105,6 +125,35 @@ def categorical(probs: torch.Tensor) -> torch.Tensor:
     cdf = probs.cumsum(dim=1)
     u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
+
+
+def check_density_temperature(temperature: float) -> float:
+    """``temperature`` as a float, refused unless finite and > 0 (a density needs T > 0:
+    at T = 0 greedy decoding puts all mass on one sequence)."""
+    t = float(temperature)
+    if not (t > 0.0 and math.isfinite(t)):
+        raise ValueError(
+            f"temperature {temperature!r} has no density: log Q_T needs a finite T > 0 "
+            f"(T = 0 is greedy decoding, a single sequence)"
+        )
+    return t
+
+
+def stepwise_tempered_log_prob(model: Any, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log Q_T(x) of any `Autoregressive` model, teacher-forced through ``step``, [B].
+
+    Each position adds log softmax(logits / T)[x_n] (in float64, then cast back to the
+    default dtype, as ``sample_with_log_prob`` sums its log-probabilities).
+    """
+    t = check_density_temperature(temperature)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    token, state = model.initial_token(x.shape[0]), None
+    for n in range(x.shape[1]):
+        logits, state = model.step(token, state)
+        logq = F.log_softmax(logits.double() / t, dim=1)
+        total = total + logq.gather(1, x[:, n : n + 1]).squeeze(1)
+        token = x[:, n]
+    return total.to(torch.get_default_dtype())
 
 
 class AutoregressiveModel(Model):
@@ -140,6 +189,22 @@ class AutoregressiveModel(Model):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return self.token_log_probs(x).sum(dim=1)
+
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q (see `Autoregressive`). Training losses are such sums with weights
+        known in advance (1/B for maximum likelihood); a model may override this to compute
+        the gradient in the same pass as the value, as ``lstm`` does."""
+        return (self.token_log_probs(x) * token_weights(weights, x)).sum()
+
+    def tempered_log_prob(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        """log Q_T(x) = sum_n log softmax(logits_n / T)[x_n], [B]; T > 0.
+
+        Exact for an autoregressive model: Q_T, the distribution ``sample_with_log_prob``
+        draws from at temperature T, is a product of tempered conditionals. This generic
+        version runs ``step`` once per position (`stepwise_tempered_log_prob`); override it
+        with a full-sequence pass where the model has one.
+        """
+        return stepwise_tempered_log_prob(self, x, temperature)
 
     def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable.

@@ -34,6 +34,28 @@ class Task(Component):
     headline_metrics : tuple[str, ...]
         The few metric values a leaderboard shows for this task by default, coverage and
         quality first (every metric is one option away). Empty: show every metric.
+    metric_params : dict[str, dict[str, Any]]
+        Default parameters of metrics on this task, by metric name
+        (``{"nll_oracle": {"temperatures": [0.8]}}``): they replace the metric's own defaults
+        in this task's cells wherever the selection leaves the parameter unset (``--metrics
+        all``, or a metric named without it); a value the user gives wins. A name no installed
+        metric has, or a parameter the metric does not declare, is an error when the grid is
+        built.
+    warm_starts : dict[str, str]
+        Objectives that start, on this task, from another objective's final model unless the
+        selection says otherwise: objective name to ``init`` selection
+        (``{"reverse_kl": "ml"}`` makes ``reverse_kl`` run as ``reverse_kl[init=ml]``, the
+        text-GAN protocol of fine-tuning a maximum-likelihood model). ``init=none`` in the
+        selection trains from scratch.
+    frontier_reference : str
+        The objective whose temperature curve the quality–coverage frontier of this task is
+        judged against (``"ml"``: does any objective beat maximum likelihood once its sampling
+        temperature is tuned?). Reports draw that objective's curve as a line and say which
+        other points lie beyond it; empty (the default) draws points only.
+    frontier_select_by : str
+        The value that picks the reference objective's checkpoint for its curve: the
+        evaluated step where its mean over seeds is best (``"nll_test"``: the best held-out
+        likelihood, before ML overfits); empty: the final step.
     train, test : torch.Tensor
         The fixed training set and the separate held-out set, built by ``setup``.
     dim : int
@@ -53,6 +75,10 @@ class Task(Component):
     budgets: ClassVar[dict[str, dict[str, int]]] = {}
     max_threads: ClassVar[int | None] = None
     headline_metrics: ClassVar[tuple[str, ...]] = ()
+    metric_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    warm_starts: ClassVar[dict[str, str]] = {}
+    frontier_reference: ClassVar[str] = ""
+    frontier_select_by: ClassVar[str] = ""
 
     train: torch.Tensor
     test: torch.Tensor

@@ -9,6 +9,7 @@ file as soon as its outcome arrives.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ import torch
 
 from benchmark_core.contract.errors import ResultsError, UsageError
 from benchmark_core.engine.grid import Cell
-from benchmark_core.engine.pool import run_pool
+from benchmark_core.engine.pool import WorkerPool, run_pool
 from benchmark_core.engine.replicas import group_replicas
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work
 from benchmark_core.engine.work import Claimed, Work, deferred_signals, holder_note
@@ -71,6 +72,8 @@ class GridReport:
     interrupted: bool = False
     problems: list[str] = field(default_factory=list)
     failed: list[tuple[Cell, str, str]] = field(default_factory=list)
+    #: Seconds each worker process took from start to ready (empty when none was started).
+    workers_ready_s: list[float] = field(default_factory=list)
 
 
 def plan(cells: list[Cell], out_dir: Path, force: bool) -> tuple[list[tuple[Cell, str]], list[str]]:
@@ -258,13 +261,16 @@ def run_grid(
     executor: str = "local",
     address: str | None = None,
     wait_elsewhere: float | None = None,
+    pool: WorkerPool | None = None,
 ) -> GridReport:
     """Run every cell that is not done yet, writing each one's file as soon as it ends.
 
-    ``jobs`` > 1 runs items in that many worker processes (see :mod:`benchmark_core.engine.pool`);
-    so does a ``timeout``, which is then enforced by killing the worker even inside a step
-    that hangs. ``executor="ray"`` runs each item as a Ray task instead, on the cluster at
-    ``address`` (else RAY_ADDRESS, else a local Ray instance), with at most ``jobs`` (> 1) or
+    ``jobs`` > 1 runs items in that many worker processes (see :mod:`benchmark_core.engine.pool`)
+    when the grid has more than one item; so does a ``timeout``, which is then enforced by
+    killing the worker even inside a step that hangs. The workers start before the grid is
+    planned; a caller running several grids passes its own ``pool`` to keep them.
+    ``executor="ray"`` runs each item as a Ray task instead, on the cluster at ``address``
+    (else RAY_ADDRESS, else a local Ray instance), with at most ``jobs`` (> 1) or
     the cluster's CPUs (GPUs on CUDA) in flight; see :mod:`benchmark_core.engine.ray_executor`.
     ``replicas`` > 1 lets up to that many cells that differ only in seed (or in a parameter
     their objective lists in ``replica_params``) train together as one model.
@@ -281,27 +287,47 @@ def run_grid(
     ui = ui or SilentUI()
     report = GridReport(out_dir)
     start = time.monotonic()
-    actions, report.problems = plan(cells, out_dir, force)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pending = []
-    for cell, action in actions:
-        if action == "done":
-            report.counts["done earlier"] += 1
-            ui.cell_finished(cell, "done earlier", None)
-        else:
-            pending.append(cell)
-    grid = _Grid(out_dir, force, ui, report)
-    work = Work(group_replicas(pending, replicas), grid.acquire, wait_elsewhere)
-    try:
-        _execute(grid, work, device, timeout, jobs, executor, address, len(pending))
-        grid.left_elsewhere(work)
-    except KeyboardInterrupt:  # between cells, or the pool already recorded its cells
-        report.interrupted = True
-    finally:
-        with deferred_signals():
-            release_all()
+    with contextlib.ExitStack() as stack:
+        if pool is None and executor == "local":
+            pool = start_pool(cells, device, jobs, replicas, timeout)
+            if pool is not None:
+                stack.enter_context(pool)
+                stack.callback(lambda: report.workers_ready_s.extend(pool.startup_s))
+        actions, report.problems = plan(cells, out_dir, force)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pending = []
+        for cell, action in actions:
+            if action == "done":
+                report.counts["done earlier"] += 1
+                ui.cell_finished(cell, "done earlier", None)
+            else:
+                pending.append(cell)
+        grid = _Grid(out_dir, force, ui, report)
+        work = Work(group_replicas(pending, replicas), grid.acquire, wait_elsewhere)
+        try:
+            _execute(grid, work, device, timeout, jobs, executor, address, len(pending), pool)
+            grid.left_elsewhere(work)
+        except KeyboardInterrupt:  # between cells, or the pool already recorded its cells
+            report.interrupted = True
+        finally:
+            with deferred_signals():
+                release_all()
     report.wall_time_s = time.monotonic() - start
     return report
+
+
+def start_pool(
+    cells: list[Cell], device: torch.device, jobs: int, replicas: int, timeout: float | None
+) -> WorkerPool | None:
+    """Worker processes for a local run, or None when the items run in this process: with
+    ``-j 1`` and no time limit, or when the grid has a single item and no time limit (it
+    then gets this process's threads, up to its task's ``max_threads``)."""
+    items = len(group_replicas(cells, replicas))
+    if items == 0 or (timeout is None and (jobs <= 1 or items <= 1)):
+        return None
+    roles = [(c.task, c.model, c.objective, *c.metrics) for c in cells]
+    modules = sorted({part.cls.__module__ for parts in roles for part in parts})
+    return WorkerPool(min(jobs, items), device, modules)
 
 
 def _execute(
@@ -313,13 +339,14 @@ def _execute(
     executor: str,
     address: str | None,
     total: int,
+    pool: WorkerPool | None,
 ) -> None:
     if executor == "ray":
         from benchmark_core.engine.ray_executor import run_ray
 
         run_ray(work, device, timeout, grid.finish, address=address, jobs=jobs)
-    elif jobs > 1 or timeout is not None:
-        run_pool(work, jobs, device, timeout, grid.finish)
+    elif pool is not None:
+        run_pool(work, pool, device, timeout, grid.finish)
     else:
         grid.run_here(work, device, total)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmark_core.contract import incompatibility, model_incompatibility
 from benchmark_core.contract.budgets import Budget, budget_for
-from benchmark_core.engine.selection import Configured, Spec, expand
+from benchmark_core.engine.selection import Configured, Spec, expand, with_task_defaults
 from benchmark_core.registry import Registry
 
 
@@ -122,6 +122,22 @@ def _models_for(
     return expand("model", [Spec(n) for n in names], registry)
 
 
+def task_warm_start(objective: Configured, task: type) -> Configured:
+    """``objective`` as it runs on ``task``: started from the objective the task's
+    :attr:`Task.warm_starts` names, unless the selection gave ``init`` (``none``: no start)."""
+    from benchmark_core.engine.warm import INIT
+
+    if INIT in objective.given:
+        if objective.given[INIT] != "none":
+            return objective
+        given = {k: v for k, v in objective.given.items() if k != INIT}
+        return Configured(objective.entry, objective.params, given)
+    source = (getattr(task, "warm_starts", None) or {}).get(objective.name)
+    if not source:
+        return objective
+    return Configured(objective.entry, objective.params, {**objective.given, INIT: source})
+
+
 def build_grid(
     registry: Registry,
     objectives: list[Spec] | None,
@@ -142,11 +158,13 @@ def build_grid(
 
     cells = []
     for task in task_confs:
+        task_metrics = with_task_defaults(metric_confs, task.cls)
+        task_objectives = [task_warm_start(o, task.cls) for o in objective_confs]
         for model in _models_for(task, model_confs, registry):
             reason_model = model_incompatibility(model.cls, task.cls)
-            for objective in objective_confs:
+            for objective in task_objectives:
                 usable, skipped = [], []
-                for metric in metric_confs:
+                for metric in task_metrics:
                     why = reason_model or incompatibility(
                         metric.cls, task.cls, model.cls, objective.cls
                     )

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -32,11 +33,12 @@ import torch
 
 from benchmark_core.contract.errors import GbenchError
 from benchmark_core.engine.grid import Cell
+from benchmark_core.engine.machine import thread_environment, worker_threads
 from benchmark_core.engine.runner import Outcome, TaskCache, run_work, skipped_outcome
 from benchmark_core.engine.work import Claimed, Work, deferred_signals
 from benchmark_core.results.cell_claims import Claim
 
-__all__ = ["KILL_GRACE_S", "Claimed", "failure", "run_pool", "worker_devices"]
+__all__ = ["KILL_GRACE_S", "Claimed", "WorkerPool", "failure", "run_pool", "worker_devices"]
 
 #: Seconds a worker gets beyond the cell's own (cooperative) time limit before it is killed.
 KILL_GRACE_S = 5.0
@@ -66,11 +68,21 @@ def _watch(lifeline: Connection) -> None:
 
 
 def _worker_main(
-    conn: Connection, device: str, threads: int, parent: int, lifeline: Connection
+    conn: Connection,
+    device: str,
+    threads: int,
+    parent: int,
+    lifeline: Connection,
+    modules: tuple[str, ...],
 ) -> None:
     die_with_parent(parent, lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # only settable before any inter-op work
+        torch.set_num_interop_threads(1)
+    for module in modules:  # the grid's components, imported before "ready", not in a cell
+        with contextlib.suppress(Exception):  # a module that fails says so in its cell
+            importlib.import_module(module)
     cache = TaskCache()
     conn.send("ready")  # start-up (importing torch and the plugins) is not charged to a cell
     while True:
@@ -100,24 +112,27 @@ def _sigint_ignored_by_child() -> Iterator[None]:
 
 
 class _Worker:
-    def __init__(self, ctx: Any, device: str, threads: int) -> None:
+    def __init__(self, ctx: Any, device: str, threads: int, modules: tuple[str, ...]) -> None:
         self.conn, child = ctx.Pipe()
         lifeline, self.lifeline = ctx.Pipe(duplex=False)
-        args = (child, device, threads, os.getpid(), lifeline)
+        args = (child, device, threads, os.getpid(), lifeline, modules)
         self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
-        with _sigint_ignored_by_child():
+        self.spawned = time.monotonic()
+        with _sigint_ignored_by_child(), thread_environment(threads):
             self.proc.start()
         child.close()
         lifeline.close()
         self.item: Claimed | None = None
         self.started = 0.0
         self.ready = False
+        self.startup_s: float | None = None
 
     def poll_ready(self) -> bool:
         """Whether the worker has started up (reading its "ready" message if it has)."""
         if not self.ready and self.conn.poll():
             with contextlib.suppress(EOFError, OSError):
                 self.ready = self.conn.recv() == "ready"
+                self.startup_s = time.monotonic() - self.spawned
         return self.ready
 
     def give(self, item: Claimed, timeout: float | None) -> None:
@@ -149,21 +164,41 @@ def worker_devices(device: torch.device, jobs: int) -> list[str]:
     return [str(device)] * jobs
 
 
-class _Pool:
-    """The workers, replaced as they die or are killed."""
+class WorkerPool:
+    """``size`` worker processes for a whole run, replaced as they die or are killed.
 
-    def __init__(self, jobs: int, size: int, device: torch.device) -> None:
+    They start when the pool is made, so that they import torch and the ``modules`` of the
+    grid's components while the caller plans the grid; a run with warm starts keeps one pool
+    for all its waves. Each
+    worker gets ``cores // size`` intra-op threads (at least one), and the same number for
+    the OpenMP and BLAS pools of the libraries it loads (`machine.thread_environment`).
+    ``startup_s`` holds each worker's seconds from start to ready.
+    """
+
+    def __init__(self, size: int, device: torch.device, modules: Sequence[str] = ()) -> None:
         self.ctx = mp.get_context("spawn")
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)
-        self.devices = worker_devices(device, jobs)
-        self.workers = [self.spawn(i) for i in range(size)]
+        self.modules = tuple(modules)
+        self.size = max(1, size)
+        self.threads = worker_threads(self.size)
+        self.devices = worker_devices(device, self.size)
+        self.workers = [self.spawn(i) for i in range(self.size)]
         self.start_failures = 0
+        self.retired: list[float] = []
 
     def spawn(self, i: int) -> _Worker:
-        return _Worker(self.ctx, self.devices[i], self.threads)
+        return _Worker(self.ctx, self.devices[i], self.threads, self.modules)
+
+    @property
+    def startup_s(self) -> list[float]:
+        """Seconds from start to ready of every worker that got ready, replaced ones too."""
+        ready = [w.startup_s for w in self.workers if w.startup_s is not None]
+        return self.retired + ready
 
     def replace(self, i: int) -> None:
-        self.workers[i].stop()
+        old = self.workers[i]
+        if old.startup_s is not None:
+            self.retired.append(old.startup_s)
+        old.stop()
         self.workers[i] = self.spawn(i)
 
     def restart_failed(self) -> None:
@@ -181,6 +216,7 @@ class _Pool:
             self.replace(i)
 
     def close(self) -> None:
+        """Stop every worker (those idle are asked to finish first)."""
         with deferred_signals():
             for worker in self.workers:
                 if worker.proc.is_alive() and worker.item is None:
@@ -190,20 +226,25 @@ class _Pool:
                 worker.proc.join(timeout=2)
                 worker.stop()
 
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def run_pool(
     work: Work,
-    jobs: int,
+    pool: WorkerPool,
     device: torch.device,
     timeout: float | None,
     finish: Callable[[Cell, Outcome, Claim], bool],
 ) -> None:
-    """Run the ``work`` on ``jobs`` workers; ``finish`` records one cell's outcome (returning
-    False stops the grid).
+    """Run the ``work`` on the ``pool``'s workers; ``finish`` records one cell's outcome
+    (returning False stops the grid). The pool stays up for the caller's next grid.
     """
     if not work.pending:
         return
-    pool = _Pool(jobs, max(1, min(jobs, len(work.items))), device)
     try:
         while True:
             pool.restart_failed()
@@ -230,12 +271,10 @@ def run_pool(
                         finish(cell, failure(cell, device, "interrupted", why), held)
                     worker.item = None
         raise
-    finally:
-        pool.close()
 
 
 def _record_ended(
-    pool: _Pool,
+    pool: WorkerPool,
     device: torch.device,
     timeout: float | None,
     finish: Callable[[Cell, Outcome, Claim], bool],

@@ -31,7 +31,7 @@ from benchmark_core.contract import Estimate, EvalContext, incompatibility, mode
 from benchmark_core.contract.budgets import Budget
 from benchmark_core.contract.errors import GbenchError, ResultsError
 from benchmark_core.engine.runner import TaskCache, seed_everything
-from benchmark_core.engine.selection import Configured, Spec, expand
+from benchmark_core.engine.selection import Configured, Spec, expand, with_task_defaults
 from benchmark_core.registry import Registry
 from benchmark_core.results import checkpoints
 from benchmark_core.results.cell_claims import claim, release
@@ -101,7 +101,7 @@ def plan_cell(
         raise ResultsError(f"{path}: cannot rebuild the cell ({exc})") from None
     usable = [
         m
-        for m in metrics
+        for m in with_task_defaults(metrics, task.cls)
         if model_incompatibility(model.cls, task.cls) is None
         and incompatibility(m.cls, task.cls, model.cls) is None
     ]

@@ -284,6 +284,35 @@ def expand(
     return out
 
 
+def with_task_defaults(metrics: list[Configured], task: type) -> list[Configured]:
+    """``metrics`` as they run on ``task``: the task's :attr:`Task.metric_params` fill each
+    parameter the user did not give (the user's value wins), validated like the user's.
+
+    Raises UsageError naming the task when it declares a parameter the metric lacks or a
+    value the metric refuses.
+    """
+    declared = getattr(task, "metric_params", None) or {}
+    out = []
+    for conf in metrics:
+        defaults = declared.get(conf.name)
+        if not defaults:
+            out.append(conf)
+            continue
+        unknown = sorted(set(defaults) - set(conf.cls.param_spec))
+        if unknown:
+            raise UsageError(
+                f"task {task.name} sets metric_params {unknown} of metric {conf.name}, which "
+                f"declares no such parameter."
+            )
+        merged = {**defaults, **conf.given}
+        try:
+            params = conf.cls.validate(merged)
+        except UsageError as exc:
+            raise UsageError(f"task {task.name}'s metric_params for {conf.name}: {exc}") from None
+        out.append(Configured(conf.entry, params, conf.given))
+    return out
+
+
 def _clip(text: str) -> str:
     return safe_text(text if len(text) <= 40 else text[:37] + "...")
 

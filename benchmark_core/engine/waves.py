@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from benchmark_core.contract.errors import ResultsError
-from benchmark_core.engine.executors import GridReport, is_done, run_grid
+from benchmark_core.engine.executors import GridReport, is_done, run_grid, start_pool
 from benchmark_core.engine.grid import Cell
 from benchmark_core.engine.warm import check_warm_starts, depth
 from benchmark_core.results import checkpoints
@@ -110,6 +110,31 @@ def run_waves(
     depths = [depth(cell) for cell in cells]
     if not any(depths):
         return run_grid(cells, out_dir, device, force=force, **options)
+    pool = None
+    if options.get("executor", "local") == "local":  # one pool for every wave
+        pool = start_pool(
+            cells,
+            device,
+            options.get("jobs", 1),
+            options.get("replicas", 1),
+            options.get("timeout"),
+        )
+    if pool is None:
+        return _run_waves(cells, depths, out_dir, device, force, options)
+    with pool:
+        total = _run_waves(cells, depths, out_dir, device, force, {**options, "pool": pool})
+    total.workers_ready_s = pool.startup_s
+    return total
+
+
+def _run_waves(
+    cells: list[Cell],
+    depths: list[int],
+    out_dir: Path,
+    device: torch.device,
+    force: bool,
+    options: dict[str, Any],
+) -> GridReport:
     pairs = list(zip(cells, depths, strict=True))
     waves = [[c for c, d in pairs if d == k] for k in range(max(depths) + 1)]
     total = GridReport(out_dir)

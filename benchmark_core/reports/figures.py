@@ -31,9 +31,11 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from benchmark_core.reports.frontier import frontier_judgement
 from benchmark_core.reports.labels import natural_key
 from benchmark_core.reports.leaderboard import TRAINING_SOURCE, final_rows, latest_runs
 from benchmark_core.reports.plots import plot_curves, plot_frontier, plot_sweep
+from benchmark_core.reports.reference_curve import Reference
 
 #: Parameter roles whose swept values can share one figure (a task parameter changes the task
 #: label, and each task is drawn on its own).
@@ -59,7 +61,9 @@ def main_metrics(df: pd.DataFrame, directions: Mapping[str, str]) -> list[str]:
         is ``"min"`` or ``"max"``; when there are none, every evaluation metric.
     """
     is_eval = df["metric"].notna() & (df["metric_source"] != TRAINING_SOURCE)
-    names = sorted(set(df.loc[is_eval, "metric"]), key=natural_key)
+    # Values at other temperatures (name@T=t) after the plain ones: they refine a metric
+    # that is already shown, and would otherwise crowd it out of the first panels.
+    names = sorted(set(df.loc[is_eval, "metric"]), key=lambda m: ("@" in m, natural_key(m)))
     ranked = [m for m in names if directions.get(m, "none") in ("min", "max")]
     return ranked or names
 
@@ -182,7 +186,10 @@ def default_figures(
 
 
 def frontier_figures(
-    df: pd.DataFrame, directions: Mapping[str, str], pairs: Sequence[tuple[str, str]]
+    df: pd.DataFrame,
+    directions: Mapping[str, str],
+    pairs: Sequence[tuple[str, str]],
+    references: Mapping[str, Reference] | None = None,
 ) -> tuple[dict[str, Figure], list[str]]:
     """Draw the quality–coverage frontier of each pair whose two metrics have final values.
 
@@ -194,6 +201,9 @@ def frontier_figures(
         Each metric's direction.
     pairs : sequence of (str, str)
         ``(coverage, quality)`` metric pairs, as the metrics declare them.
+    references : mapping of str to Reference, optional
+        Task name -> the objective whose temperature curve each of its frontiers is drawn
+        against (:attr:`benchmark_core.contract.task.Task.frontier_reference`).
 
     Returns
     -------
@@ -202,14 +212,51 @@ def frontier_figures(
     """
     figures: dict[str, Figure] = {}
     notes: list[str] = []
+    for where, part, x, y, ref in _frontier_parts(df, pairs, references):
+        _try(
+            figures,
+            notes,
+            _frontier_caption(where, x, y),
+            lambda p=part, a=x, b=y, r=ref: plot_frontier(p, a, b, directions, reference=r),
+        )
+    return figures, notes
+
+
+def frontier_statements(
+    df: pd.DataFrame,
+    directions: Mapping[str, str],
+    pairs: Sequence[tuple[str, str]],
+    references: Mapping[str, Reference],
+) -> dict[str, list[str]]:
+    """Per frontier caption (as :func:`frontier_figures` names it), the sentences that say how
+    the reference curve was chosen and which points lie beyond it, on it or behind it; only
+    for the frontiers of tasks that declare a reference, and whose results hold its curve."""
+    out: dict[str, list[str]] = {}
+    for where, part, x, y, ref in _frontier_parts(df, pairs, references):
+        if ref is None:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            judgement = frontier_judgement(part, x, y, ref, directions)
+        if judgement is not None:
+            out[_frontier_caption(where, x, y)] = judgement[2]
+    return out
+
+
+def _frontier_caption(where: str, x: str, y: str) -> str:
+    return f"{where}: {y} against {x}, final values"
+
+
+def _frontier_parts(
+    df: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    references: Mapping[str, Reference] | None,
+) -> Iterator[tuple[str, pd.DataFrame, str, str, Reference | None]]:
+    """Each (task part, pair) with final values of both metrics, and the task's reference."""
     for where, part in _parts(df):
         have = set(final_rows(part)["metric"].dropna())
+        task = str(part["task"].dropna().iloc[0]) if part["task"].notna().any() else ""
+        ref = (references or {}).get(task)
         for x, y in pairs:
             if x in have and y in have:
-                _try(
-                    figures,
-                    notes,
-                    f"{where}: {y} against {x}, final values",
-                    lambda p=part, a=x, b=y: plot_frontier(p, a, b, directions),
-                )
-    return figures, notes
+                yield where, part, x, y, ref

@@ -2,7 +2,11 @@
 
 Which pairs of metrics make a frontier is not decided here: a metric declares its coverage
 partner (:attr:`benchmark_core.contract.metric.Metric.frontier`), and the caller passes the
-pairs in.
+pairs in. Likewise a task may declare a reference objective
+(:attr:`benchmark_core.contract.task.Task.frontier_reference`): its temperature curve is then
+drawn as a line from its selected checkpoint, each other configuration's tempered values as
+its own thin curve, and :mod:`benchmark_core.reports.reference_curve` judges every point
+against the reference's curve.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ from benchmark_core.reports.plot_common import (
     one_task,
     seed_note,
     style,
+)
+from benchmark_core.reports.reference_curve import (
+    Reference,
+    ReferenceCurve,
+    judged_points,
+    reference_curve,
+    statement,
 )
 
 #: Offsets (points) and alignment of point notes, one per objective in turn.
@@ -204,6 +215,66 @@ def _draw_points(ax: Axes, points: pd.DataFrame) -> None:
     _annotate(ax, notes)
 
 
+#: How the reference curve is drawn.
+REFERENCE_STYLE = {"color": "#222222", "linewidth": 1.6, "marker": "s", "markersize": 4.5}
+
+
+def _draw_reference(ax: Axes, curve: ReferenceCurve) -> Line2D:
+    """The reference's curve: its points in T order joined by a line, 95% bars, T marked."""
+    pts = curve.points
+    bars = ax.errorbar(
+        pts["x"],
+        pts["y"],
+        xerr=pts["xh"].fillna(0),
+        yerr=pts["yh"].fillna(0),
+        elinewidth=0.9,
+        capsize=2,
+        zorder=2,
+        **REFERENCE_STYLE,
+    )
+    for r in pts.itertuples():
+        ax.annotate(
+            f"T={r.T:g}",
+            (r.x, r.y),
+            xytext=(4, -9),
+            textcoords="offset points",
+            fontsize=6.5,
+            color=REFERENCE_STYLE["color"],
+        )
+    return bars.lines[0]
+
+
+def _draw_own_curves(ax: Axes, judged: pd.DataFrame, objectives: list[str]) -> None:
+    """Each other configuration's tempered values as a thin dotted curve in its colour."""
+    for (_label, _model), group in judged.groupby(["label", "model_label"]):
+        if len(group) < 2:
+            continue
+        i = objectives.index(group["objective"].iloc[0])
+        group = group.sort_values("T")
+        st = style(i)
+        ax.plot(group["x"], group["y"], linestyle=":", linewidth=1.0, color=st["color"], zorder=2)
+        tempered = group[group["T"] != 1.0]
+        ax.plot(tempered["x"], tempered["y"], st["marker"], color=st["color"], markersize=3.5,
+                markerfacecolor="white", zorder=2)  # fmt: skip
+
+
+def frontier_judgement(
+    df: pd.DataFrame,
+    x_metric: str,
+    y_metric: str,
+    reference: Reference,
+    directions: Mapping[str, str] | None = None,
+) -> tuple[ReferenceCurve, pd.DataFrame, list[str]] | None:
+    """The reference's curve in one task's rows, every other point judged against it, and the
+    sentences that say so (None when the rows hold no curve of the reference objective)."""
+    dirs = _directions(x_metric, y_metric, directions)
+    curve = reference_curve(df, x_metric, y_metric, reference)
+    if curve is None:
+        return None
+    judged = judged_points(df, x_metric, y_metric, curve, dirs)
+    return curve, judged, statement(curve, judged, x_metric, y_metric)
+
+
 def plot_frontier(
     df: pd.DataFrame,
     x_metric: str,
@@ -211,6 +282,7 @@ def plot_frontier(
     directions: Mapping[str, str] | None = None,
     task: str | None = None,
     units: Mapping[str, str] | None = None,
+    reference: Reference | None = None,
 ) -> Figure:
     """Plot one point per configuration in the plane of two metrics, with the Pareto front.
 
@@ -228,37 +300,64 @@ def plot_frontier(
         The task (name or label) to draw; required when the table holds several.
     units : mapping of str to str, optional
         Units of metrics, shown on the axis labels.
+    reference : Reference, optional
+        An objective whose temperature curve (values ``<metric>@T=<T>``) is drawn as a line,
+        from the checkpoint ``reference.select_by`` picks; other configurations' tempered
+        values are drawn as thin curves. Without it, or when the rows hold no such curve, the
+        Pareto front of the points is drawn instead.
 
     Returns
     -------
     matplotlib.figure.Figure
         Each (objective label, model label) at its mean over seeds with 95% interval bars on
-        both axes, coloured by objective and annotated with its parameters; the
-        non-dominated configurations are ringed and joined by the front's staircase.
+        both axes, coloured by objective and annotated with its parameters; then either the
+        reference's curve (its step and how it was chosen in the title) or the
+        non-dominated configurations ringed and joined by the front's staircase.
     """
     dirs = _directions(x_metric, y_metric, directions)
     axis_dirs = (dirs[x_metric], dirs[y_metric])
     final = one_task(final_rows(df), task, "plot_frontier")
+    final_all = df[df["task_label"] == final["task_label"].iloc[0]] if len(final) else df
     points = frontier_points(final, x_metric, y_metric)
     if points.empty:
         raise ValueError(f"no configuration has final values of both {x_metric} and {y_metric}")
     points["front"] = pareto_front(points[["x", "y"]].to_numpy(), axis_dirs)
     fig, ax = new_figure(7.6, 5.2)
     _draw_points(ax, points)
-    front = points[points["front"]]
-    stair = _staircase(front[["x", "y"]].to_numpy(), axis_dirs)
-    ax.plot(stair[:, 0], stair[:, 1], color="#555555", linewidth=1.0, linestyle="--", zorder=1)
-    ax.plot(front["x"], front["y"], linestyle="none", zorder=2, **FRONT_RING)
-    front_handle = Line2D([], [], linestyle="--", linewidth=1.0, **FRONT_RING)
+    judgement = (
+        frontier_judgement(final_all, x_metric, y_metric, reference, dirs) if reference else None
+    )
+    if judgement is not None:
+        curve, judged, _ = judgement
+        objectives = sorted(points["objective"].unique(), key=natural_key)
+        _draw_own_curves(ax, judged, objectives)
+        handle = _draw_reference(ax, curve)
+        extra = [(handle, f"{curve.label}: T curve, step {curve.step}")]
+        how = (
+            f"best mean {reference.select_by} at T=1 of {len(curve.steps)} evaluated"
+            if reference.select_by and len(curve.steps) > 1
+            else "final step"
+        )
+        subtitle = (
+            f"{curve.label} curve: step {curve.step} of {curve.final_step} ({how})\n"
+            f"{seed_note(points['n'].astype(int), 'bars')}"
+        )
+    else:
+        front = points[points["front"]]
+        stair = _staircase(front[["x", "y"]].to_numpy(), axis_dirs)
+        ax.plot(stair[:, 0], stair[:, 1], color="#555555", linewidth=1.0, linestyle="--", zorder=1)
+        ax.plot(front["x"], front["y"], linestyle="none", zorder=2, **FRONT_RING)
+        extra = [(Line2D([], [], linestyle="--", linewidth=1.0, **FRONT_RING), "Pareto front")]
+        subtitle = seed_note(points["n"].astype(int), "bars")
     ax.set_xlabel(metric_label(x_metric, dirs, units))
     ax.set_ylabel(metric_label(y_metric, dirs, units))
     ax.set_title(
         f"{y_metric} against {x_metric} on {final['task_label'].iloc[0]}"
-        f" (better: {BETTER_CORNER[axis_dirs]})\n{seed_note(points['n'].astype(int), 'bars')}",
+        f" (better: {BETTER_CORNER[axis_dirs]})\n{subtitle}",
         fontsize=10,
         loc="left",
     )
     ax.grid(alpha=0.3)
     ax.margins(0.08)  # room for the notes beside points at the edges
-    legend_outside(fig, ax, "objective", extra=[(front_handle, "Pareto front")])
+    legend_outside(fig, ax, "objective", extra=extra)
     return fig

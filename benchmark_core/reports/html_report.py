@@ -149,6 +149,7 @@ def render_report(
     headline_figures: Mapping[str, Figure] | None = None,
     headline_metrics: Mapping[str, Sequence[str]] | None = None,
     claims_html: str = "",
+    figure_texts: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """Render one self-contained HTML page from a results table.
 
@@ -179,6 +180,9 @@ def render_report(
     claims_html : str
         A trusted HTML fragment with the verdicts on claims, shown first; empty leaves a
         marked place (:data:`CLAIMS_PLACE`). The caller escapes what it puts in.
+    figure_texts : mapping of str to sequence of str, optional
+        Sentences printed under the headline figure of the same caption (a frontier's
+        verdicts against its reference curve), escaped.
 
     Returns
     -------
@@ -189,7 +193,9 @@ def render_report(
     sections = [f"<h1>{_h(title)}</h1>", _summary(df)]
     claims = f'<section id="claims">{claims_html}</section>' if claims_html else CLAIMS_PLACE
     sections.append(claims)
-    sections += _figures(headline_figures or {}, (), image_format, "Headline figures")
+    sections += _figures(
+        headline_figures or {}, (), image_format, "Headline figures", figure_texts or {}
+    )
     sections += _leaderboards(df, directions, headline_metrics)
     sections += _figures(figures or {}, figure_notes, image_format, "More figures")
     sections += _environment(df, environment)
@@ -225,7 +231,11 @@ def _leaderboards(
 
 
 def _figures(
-    figures: Mapping[str, Figure], notes: Sequence[str], image_format: str, heading: str
+    figures: Mapping[str, Figure],
+    notes: Sequence[str],
+    image_format: str,
+    heading: str,
+    texts: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     out = [f"<h2>{_h(heading)}</h2>"] if figures or notes else []
     for caption, fig in figures.items():
@@ -234,6 +244,10 @@ def _figures(
             f'<figure><img src="{uri}" alt="{_h(caption)}">'
             f"<figcaption>{_h(caption)}</figcaption></figure>"
         )
+        sentences = (texts or {}).get(caption, ())
+        if sentences:
+            items = "".join(f"<li>{_h(s)}</li>" for s in sentences)
+            out.append(f'<ul class="frontier">{items}</ul>')
     if notes:
         items = "".join(f"<li>{_h(note)}</li>" for note in notes)
         out.append(f'<ul class="muted">{items}</ul>')

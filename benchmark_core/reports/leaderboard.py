@@ -199,6 +199,9 @@ def leaderboard(
         board = board.join(_summary(final, m))
         board[f"{m}.n"] = board[f"{m}.n"].fillna(0).astype(int)
         board[f"{m}.rank"], board[f"{m}.rank_hi"] = _ranks(board, m, dirs.get(m, "none"))
+        # Consolidate: column by column, a board of many metrics (values at several
+        # temperatures) would fragment into hundreds of blocks, and pandas warns.
+        board = board.copy()
     board = board.reset_index()
     shown = {t: per_task.get(t, names) for t in board["task_label"].unique()}
     if average_rank:

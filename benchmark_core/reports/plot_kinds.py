@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.reports.inputs import available, check_metrics
+from benchmark_core.reports.reference_curve import Reference
 
 
 @dataclass
@@ -30,6 +31,11 @@ class PlotRequest:
     y: str | None = None
     logx: bool = False
     logy: bool = False
+    #: frontier: the objective whose temperature curve is drawn as a line ("none": no curve;
+    #: unset: the one the task declares).
+    reference: str | None = None
+    #: frontier: the value that picks the reference's checkpoint (the task's declaration).
+    select_by: str | None = field(default=None, compare=False)
 
     def given(self) -> set[str]:
         """The names of the options the user set."""
@@ -111,7 +117,17 @@ def draw_frontier(
         raise UsageError(f"plot frontier needs --x and --y metrics. {_metric_hint(df)}")
     check_metrics(df, [req.x], "--x")
     check_metrics(df, [req.y], "--y")
-    return plot_frontier(df, req.x, req.y, directions), f"frontier_{req.y}_vs_{req.x}"
+    ref = None
+    if req.reference and req.reference != "none":
+        if req.reference not in set(df["objective"].dropna()):
+            raise UsageError(
+                f"--reference {req.reference}: no such objective in these results. "
+                f"Objectives: {available(df['objective'])}."
+            )
+        by = req.select_by or ""
+        ref = Reference(req.reference, by, "max" if directions.get(by) == "max" else "min")
+    fig = plot_frontier(df, req.x, req.y, directions, reference=ref)
+    return fig, f"frontier_{req.y}_vs_{req.x}"
 
 
 #: The standard kinds, ``name -> (draw, help, options)``, as a plugin registers them.
@@ -128,8 +144,9 @@ STANDARD_KINDS: dict[str, tuple[Callable[..., tuple[Figure, str]], str, frozense
     ),
     "frontier": (
         draw_frontier,
-        "two final metrics, Pareto front marked (--x, --y)",
-        frozenset({"x", "y"}),
+        "two final metrics, Pareto front or a reference's temperature curve (--x, --y, "
+        "--reference)",
+        frozenset({"x", "y", "reference"}),
     ),
 }
 

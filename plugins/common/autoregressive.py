@@ -18,10 +18,15 @@ import math
 
 import torch
 from gbench_plugins.common.block_sampler import BlockSampler
-from gbench_plugins.common.softmax_projection import EXP_HEADROOM, log_softmax_at
+from gbench_plugins.common.softmax_projection import (
+    EXP_HEADROOM,
+    log_softmax_at,
+    weighted_log_softmax_sum,
+)
 from torch import nn
 
 from benchmark_core import SampleOutput
+from benchmark_core.contract.autoregressive import token_weights
 
 __all__ = ["LSTMCore", "SampleOutput"]
 
@@ -43,7 +48,7 @@ class LSTMCore(nn.Module):
 
     Implements the contract's `benchmark_core.Autoregressive` interface (``initial_token``,
     ``step``, ``token_log_probs``, ``fed_log_probs``, ``next_token_log_probs``, ``log_prob``,
-    ``sample_with_log_prob``),
+    ``weighted_log_prob``, ``sample_with_log_prob``),
     so that the ``lstm`` model and the ``text`` task's oracle are driven alike.
 
     Parameters
@@ -157,8 +162,11 @@ class LSTMCore(nn.Module):
         """
         return torch.log_softmax(self.logits(x), dim=-1)
 
-    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+    def token_log_probs(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Per-position log Q(x_n | prefix), shape [B, L]; differentiable.
+
+        With ``temperature`` T, log Q_T(x_n | prefix) = log softmax(logits / T)[x_n], the
+        conditional that `sample` draws from at T (T > 0).
 
         The [B, L, V] logits are never materialised at once (they are 4 GB for 10,000
         sequences of length 20 over 5,000 symbols): `log_softmax_at` projects a block of rows
@@ -169,24 +177,56 @@ class LSTMCore(nn.Module):
         if length == 0:
             return x.new_zeros((b, 0), dtype=self.out.weight.dtype)
         bos = torch.full_like(x[:, :1], self.bos)
-        return self.fed_log_probs(torch.cat([bos, x[:, :-1]], dim=1), x)
+        return self.fed_log_probs(torch.cat([bos, x[:, :-1]], dim=1), x, temperature)
 
-    def fed_log_probs(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log Q(targets_n | inputs_0..n) per position, [B, L]; differentiable.
+    def fed_log_probs(
+        self, inputs: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """log Q_T(targets_n | inputs_0..n) per position, [B, L]; differentiable.
 
         ``inputs[:, 0]`` is BOS and ``inputs[:, n]`` the symbol read before predicting
-        ``targets[:, n]`` (teacher forcing when inputs = [BOS, targets[:, :-1]]).
+        ``targets[:, n]`` (teacher forcing when inputs = [BOS, targets[:, :-1]]). T = 1 (the
+        default) is Q itself.
         """
         b, length = targets.shape
         hidden, _ = self.lstm(self.embedding(inputs))
-        # h = o * tanh(c) lies in (-1, 1): h_bound=1 lets the softmax skip its max pass.
         flat = hidden.reshape(b * length, -1)
-        out = log_softmax_at(flat, self.out.weight, self.out.bias, targets.reshape(-1).long())
+        weight, bias = self.out.weight, self.out.bias
+        if temperature != 1.0:
+            if not (temperature > 0.0 and math.isfinite(temperature)):
+                raise ValueError(f"temperature must be finite and > 0, got {temperature}")
+            # logits / T = h (W / T)ᵀ + b / T. `log_softmax_at` decides its no-shift shortcut
+            # from the weights it is given, so the bound it checks is the tempered logits'
+            # (larger by 1/T for T < 1), and the shortcut stays safe.
+            weight, bias = weight / temperature, bias / temperature
+        # h = o * tanh(c) lies in (-1, 1): h_bound=1 lets the softmax skip its max pass.
+        out = log_softmax_at(flat, weight, bias, targets.reshape(-1).long())
         return out.view(b, length)
+
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ weights · log Q, 0-d; weights [B] per sequence or [B, L] per position, constants.
+
+        Equal to ``(token_log_probs(x) * weights).sum()``, but when a gradient will be taken
+        it is computed in this pass (`weighted_log_softmax_sum`): a maximum-likelihood step
+        then reads each block of logits once, and keeps none of them for the backward pass.
+        """
+        self._check_tokens(x)
+        b, length = x.shape
+        w = token_weights(weights, x).reshape(-1)
+        if length == 0:
+            return w.new_zeros((), dtype=self.out.weight.dtype)
+        bos = torch.full_like(x[:, :1], self.bos)
+        hidden, _ = self.lstm(self.embedding(torch.cat([bos, x[:, :-1]], dim=1)))
+        flat = hidden.reshape(b * length, -1)
+        return weighted_log_softmax_sum(flat, self.out.weight, self.out.bias, x.reshape(-1), w)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact sequence log-probability log Q(x) = sum_n log Q(x_n | prefix), shape [B]."""
         return self.token_log_probs(x).sum(dim=1)
+
+    def tempered_log_prob(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Exact log Q_T(x) = sum_n log softmax(logits_n / T)[x_n], shape [B]; T > 0."""
+        return self.token_log_probs(x, temperature).sum(dim=1)
 
     @staticmethod
     def _chunk_elements(device: torch.device) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 # About 1.3 MB of float32 logits per block: it stays in a CPU core's L2 cache between the
@@ -78,7 +79,7 @@ def _forward_blocks(
     for s in range(0, n, rows):
         hs, ts = h1[s : s + rows], targets[s : s + rows]
         dest = keep[s : s + rows] if keep is not None else buf[: hs.shape[0]]
-        z = torch.mm(hs, w1.t(), out=dest)
+        z = _product(hs, w1.t(), dest)
         chosen = z.gather(1, ts[:, None]).squeeze(1)
         if safe:
             shift: torch.Tensor | float = 0.0
@@ -86,7 +87,7 @@ def _forward_blocks(
             m = z.amax(dim=1, keepdim=True)
             z.sub_(m)
             shift = m.squeeze(1)
-        total = z.exp_().sum(dim=1)
+        total = _exp_(z).sum(dim=1)
         sums[s : s + rows] = total
         out[s : s + rows] = chosen - shift - total.log()
     return out, sums
@@ -162,3 +163,128 @@ def log_softmax_at(
         return _LogSoftmaxAt.apply(h, weight, bias, targets, rows, safe)
     out, _ = _forward_blocks(with_ones(h), augmented(weight, bias), targets, rows, safe, None)
     return out
+
+
+# ------------------------------------------------------------------ weighted sums, fused
+# A training loss over a sequence model is a weighted sum of its log-probabilities whose
+# weights are known before the forward pass (1/B for maximum likelihood, the advantages of a
+# score-function surrogate). Then the gradient can be computed in the same pass over each block
+# of logits, while the block is still in cache: no [rows, vocab] tensor is kept for a backward
+# pass, and the exponentials are taken once. On CPU the two products that read or write a
+# [rows, vocab] block go through numpy (OpenBLAS): on the AMD EPYC of our CI machines MKL's
+# sgemm reaches 61-80 GFLOP/s on these skinny shapes and OpenBLAS 82-91 (measured by
+# tests/benchmarks/bench_text_kernels.py).
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = a @ b, through OpenBLAS on CPU (see above), torch elsewhere."""
+    if out.device.type == "cpu" and out.dtype in (torch.float32, torch.float64):
+        np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+        return out
+    return torch.mm(a, b, out=out)
+
+
+def _exp_(z: torch.Tensor) -> torch.Tensor:
+    """exp in place; numpy's vectorised exp is twice torch's on these CPUs (same rounding
+    class: both are within a few ulp of the true value)."""
+    if z.device.type == "cpu" and z.is_contiguous():
+        np.exp(z.numpy(), out=z.numpy())
+        return z
+    return z.exp_()
+
+
+def _fused_blocks(
+    h1: torch.Tensor,
+    w1: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    rows: int,
+    safe: bool,
+    grads: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Σ_i weights_i log softmax(h1_i w1ᵀ)[targets_i], and (when ``grads``) its gradients in
+    h1 [N, H + 1] and in w1ᵀ [H + 1, V]."""
+    n, vocab = h1.shape[0], w1.shape[0]
+    total = torch.zeros((), dtype=torch.float64, device=h1.device)
+    grad_h1 = torch.empty_like(h1) if grads else None
+    grad_w1t = w1.new_zeros((h1.shape[1], vocab)) if grads else None
+    buf = h1.new_empty((min(rows, n), vocab))
+    w1t = w1.t()
+    for s in range(0, n, rows):
+        hs, ts, ws = h1[s : s + rows], targets[s : s + rows], weights[s : s + rows]
+        z = _product(hs, w1t, buf[: hs.shape[0]])
+        chosen = z.gather(1, ts[:, None]).squeeze(1)
+        if safe:
+            shift: torch.Tensor | float = 0.0
+        else:
+            m = z.amax(dim=1, keepdim=True)
+            z.sub_(m)
+            shift = m.squeeze(1)
+        sums = _exp_(z).sum(dim=1)
+        total += (ws * (chosen - shift - sums.log())).sum(dtype=torch.float64)
+        if not grads:
+            continue
+        # d/dz of w log softmax(z)[t] = w (onehot(t) − softmax(z)).
+        d = z.mul_((-ws / sums)[:, None])
+        d.scatter_add_(1, ts[:, None], ws[:, None])
+        _product(d, w1, grad_h1[s : s + rows])
+        grad_w1t.addmm_(hs.t(), d)
+    return total.to(h1.dtype), grad_h1, grad_w1t
+
+
+class _WeightedLogSoftmaxSum(torch.autograd.Function):
+    """Differentiable `weighted_log_softmax_sum`; the gradient is computed by the forward."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, targets, weights, rows, safe):  # type: ignore[override]
+        h1, w1 = with_ones(h), augmented(weight, bias)
+        total, grad_h1, grad_w1t = _fused_blocks(h1, w1, targets, weights, rows, safe, True)
+        ctx.save_for_backward(grad_h1, grad_w1t)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        grad_h1, grad_w1t = ctx.saved_tensors
+        hidden = grad_h1.shape[1] - 1
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_h = grad_h1[:, :hidden] * grad if need_h else None
+        grad_w = grad_w1t[:hidden].t() * grad if need_w else None
+        grad_b = grad_w1t[hidden] * grad if need_b else None
+        return grad_h, grad_w, grad_b, None, None, None, None
+
+
+def weighted_log_softmax_sum(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    rows: int | None = None,
+    h_bound: float | None = 1.0,
+) -> torch.Tensor:
+    """Σ_i weights_i · log softmax(h_i Wᵀ + b)[targets_i], a 0-d tensor, differentiable in h,
+    W and b (not in ``weights``, which are treated as constants).
+
+    Same value as ``(log_softmax_at(h, W, b, targets) * weights).sum()``; when a gradient
+    will be taken it is computed during this call, a block of rows at a time (see above),
+    and the backward pass only scales it.
+
+    Parameters
+    ----------
+    h : Tensor [N, H]
+    weight, bias : Tensor [V, H], [V]
+    targets : LongTensor [N]
+    weights : Tensor [N]
+    rows, h_bound
+        As in `log_softmax_at`.
+    """
+    rows = rows or block_rows(weight.shape[0], h.device)
+    weights = weights.detach().to(h.dtype)
+    if h.shape[0] == 0:
+        return h.new_zeros(())
+    with torch.no_grad():
+        safe = h_bound is not None and exp_is_safe(weight, bias, h_bound)
+    if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad or bias.requires_grad):
+        return _WeightedLogSoftmaxSum.apply(h, weight, bias, targets, weights, rows, safe)
+    h1, w1 = with_ones(h), augmented(weight, bias)
+    return _fused_blocks(h1, w1, targets, weights, rows, safe, False)[0]

@@ -4,7 +4,10 @@ quality), ``nll_div`` (−E_Q log Q, Q's entropy: diversity) and ``entropy_p`` (
 On sequence tasks every value is per sequence (nats), with a ``_per_token`` twin, and the
 sampling metrics take ``temperatures=[...]``: each extra temperature T adds values named
 ``<value>@T=<T>`` computed on samples of Q_T (each conditional softmax(logits / T)), from
-which the quality–diversity frontier is drawn. The sampling metrics of one evaluation share
+which the quality–diversity frontier is drawn. ``nll_test`` takes temperatures too: its
+``nll_test@T=<T>`` is −E_P log Q_T on the held-out set, exact for an autoregressive model
+(log Q_T(x) = Σ_n log softmax(logits_n / T)[x_n]), so that each temperature of one model is
+one point (coverage, quality) of its curve. The sampling metrics of one evaluation share
 one batch of samples per temperature (`draw`), so adding one costs no extra sampling.
 """
 
@@ -16,6 +19,7 @@ from typing import Any
 import torch
 
 from benchmark_core import (
+    AutoregressiveModel,
     Estimate,
     EvalContext,
     Metric,
@@ -102,16 +106,56 @@ class _Sampling(Metric):
         return [1.0, *dict.fromkeys(extra)] if task.kind == "sequence" else [1.0]
 
 
+def tempered_log_prob(model: Model, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log Q_T(x) of an autoregressive model: its own ``tempered_log_prob`` when it has one
+    (a full-sequence pass), else the contract's step-by-step version."""
+    own = getattr(model, "tempered_log_prob", None)
+    if callable(own):
+        return own(x, temperature)
+    return AutoregressiveModel.tempered_log_prob(model, x, temperature)  # type: ignore[arg-type]
+
+
 class NLLTest(Metric):
-    """Negative log-likelihood of the held-out test set under Q: the likelihood view."""
+    """Negative log-likelihood of the held-out test set under Q: the likelihood view.
+
+    On sequence tasks, each of ``temperatures`` (T > 0) adds ``nll_test@T=<T>``, −E_P log Q_T
+    with Q_T the distribution Q samples from at temperature T: the coverage of that sampler,
+    paired with ``nll_oracle@T=<T>`` (its quality) on the temperature curve. The tempered
+    values score the first ``n_eval`` held-out sequences (the budget's sample size, as
+    ``nll_oracle`` draws), the untempered one all of them: each extra temperature then costs
+    what one ``nll_oracle`` temperature does, not a pass over the whole set. Models without
+    the ``autoregressive`` interface get the untempered value only.
+    """
 
     name = "nll_test"
     description = "−E_P log Q(x) on P's held-out test set (nats per sample; coverage)"
     model_requires = frozenset({"log_prob"})
     direction = "min"
+    param_spec = {
+        "temperatures": Param(
+            [],
+            "extra temperatures T > 0 (sequence tasks): nll_test@T=t is −E_P log Q_T",
+            type=list,
+        )
+    }
+
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> None:
+        check_temperatures(cls.name, params)
+        if any(float(t) == 0.0 for t in params["temperatures"]):
+            raise ValueError(
+                "temperature 0 (greedy decoding) puts all mass on one sequence, which has no "
+                "likelihood to score: nll_test takes temperatures > 0 (nll_oracle takes 0)"
+            )
 
     def compute(self, model: Model, task: Task, ctx: EvalContext) -> dict[str, Estimate]:
-        return with_per_token({"nll_test": mean_estimate(-test_log_probs(model, task, ctx))}, task)
+        out = {"nll_test": mean_estimate(-test_log_probs(model, task, ctx))}
+        if task.kind == "sequence" and "autoregressive" in model.provides:
+            extra = [float(t) for t in self.temperatures if float(t) != 1.0]
+            held_out = task.test[: ctx.budget.n_eval]
+            for t in dict.fromkeys(extra):
+                out[tagged("nll_test", t)] = mean_estimate(-tempered_log_prob(model, held_out, t))
+        return with_per_token(out, task)
 
 
 class NLLOracle(_Sampling):

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark_core import AutoregressiveModel, Param, SampleOutput, Task, hookimpl, positive
-from benchmark_core.contract import categorical
+from benchmark_core.contract import categorical, check_density_temperature
 
 __all__ = ["LSTMModel", "TabularModel", "categorical"]
 
@@ -91,6 +91,14 @@ class LSTMModel(AutoregressiveModel):
 
     def next_token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         return self.core.next_token_log_probs(x)
+
+    def weighted_log_prob(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.core.weighted_log_prob(x, weights)
+
+    def tempered_log_prob(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        # One teacher-forced pass with the output layer scaled by 1/T (not the generic
+        # step-per-position loop).
+        return self.core.tempered_log_prob(x, check_density_temperature(temperature))
 
     @torch.no_grad()
     def sample_with_log_prob(self, n: int, temperature: float = 1.0) -> SampleOutput:

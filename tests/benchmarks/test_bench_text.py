@@ -14,6 +14,7 @@ import torch
 from gbench_plugins.metrics.likelihood import NLLOracle, NLLTest
 from gbench_plugins.objectives.ml import MaximumLikelihood
 from gbench_plugins.tasks.text import TextTask
+from threadpoolctl import threadpool_limits
 from workloads import BATCH, text_sampling_and_scoring, text_setup
 
 from benchmark_core.contract import EvalContext
@@ -27,7 +28,8 @@ def text() -> Iterator[tuple[TextTask, torch.nn.Module]]:
     threads = torch.get_num_threads()
     torch.set_num_threads(TextTask.max_threads or threads)
     try:
-        yield text_setup()
+        with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
+            yield text_setup()
     finally:
         torch.set_num_threads(threads)
 
