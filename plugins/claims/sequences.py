@@ -105,25 +105,31 @@ class ScheduledSamplingInconsistent(Claim):
         return Verdict.of(evidence, results.missing_notes())
 
 
+#: Reverse KL started from the same seed's maximum-likelihood model (a warm start).
+FINE_TUNE = "reverse_kl[init=ml]"
+#: Nats per token: SeqGAN's gain over its ML start on the same oracle protocol (9.04 → 8.74).
+QUALITY_GAIN = 0.3
+
+
 class TextQualityCoverage(Claim):
     """On text, the objective closer to KL[Q‖P] buys quality with coverage."""
 
     name = "text_quality_coverage"
     description = "on text, reverse KL trades coverage for quality"
     statement = (
-        "On the oracle-LSTM text task, training closer to KL[Q‖P] (reverse KL) than to "
-        "KL[P‖Q] (maximum likelihood) gives samples that P finds more likely (lower "
-        "nll_oracle) at the price of coverage (higher nll_test)."
+        "On the oracle-LSTM text task, fine-tuning a maximum-likelihood model towards KL[Q‖P] "
+        "(reverse KL, started from the ML model) gives samples that P finds more likely "
+        "(nll_oracle at least 0.3 nats per token lower, SeqGAN's published gain over its ML "
+        "start on this oracle) at the price of coverage (higher nll_test)."
     )
     source = "Huszár (2015), §5 (eq. 9: sample log-likelihood under P as a model of quality)"
     science = "docs/science.md §6.5"
     tolerances = (
         "an ordering on each axis, by the pairwise 95% interval of the per-token difference "
-        "over seeds (each value a Monte Carlo mean, whose error the seeds' spread includes); no "
-        "tolerance. At the quick budget the text models are far from converged, which the "
-        "verdict reports as it finds it."
+        "over seeds (each value a Monte Carlo mean, whose error the seeds' spread includes): "
+        "the quality gain's interval above 0.3 nats per token, the coverage loss's above 0."
     )
-    grids = (ClaimGrid("ml,reverse_kl", "text", "lstm", "nll_oracle,nll_test"),)
+    grids = (ClaimGrid(f"ml,{FINE_TUNE}", "text", "lstm", "nll_oracle,nll_test"),)
 
     def check(self, results: ClaimResults) -> Verdict:
         def diff(metric: str, a: str, b: str) -> Interval:
@@ -133,12 +139,13 @@ class TextQualityCoverage(Claim):
 
         evidence = [
             Evidence.above(
-                "nll_oracle_per_token: ml − reverse_kl (quality)",
-                diff("nll_oracle_per_token", "ml", "reverse_kl"),
+                f"nll_oracle_per_token: ml − {FINE_TUNE} (quality)",
+                diff("nll_oracle_per_token", "ml", FINE_TUNE),
+                QUALITY_GAIN,
             ),
             Evidence.above(
-                "nll_test_per_token: reverse_kl − ml (coverage)",
-                diff("nll_test_per_token", "reverse_kl", "ml"),
+                f"nll_test_per_token: {FINE_TUNE} − ml (coverage)",
+                diff("nll_test_per_token", FINE_TUNE, "ml"),
             ),
         ]
         return Verdict.of(evidence, results.missing_notes())
