@@ -155,6 +155,34 @@ def test_a_stack_of_mlps_gives_each_replicas_outputs_and_gradients(shape, activa
     assert all(p.grad is not None for p in stack.parameters())
 
 
+def test_a_stack_of_mlps_reuses_buffers_only_once_their_backward_is_done():
+    nets = mlp_replicas((2, 16, 16, 1), torch.nn.SiLU, count=3)
+    stack = ReplicaStack(nets)
+    stack.chunk = 2
+    xs = [torch.randn(3, 20, 2) for _ in range(3)]
+    # Three graphs alive at once (jspi's real, fake and generator passes), then backward in
+    # another order: each gets its own gradients, as from a fresh stack per call.
+    outs = [stack(x) for x in xs]
+    grads = []
+    for i in (2, 0, 1):
+        stack.zero_grad(set_to_none=True)
+        outs[i].square().sum().backward()
+        grads.append([p.grad.clone() for p in stack.parameters()])
+    assert len(stack.pool.free) == 12  # 4 hidden buffers per call, handed back
+    for i, got in zip((2, 0, 1), grads, strict=True):
+        fresh = ReplicaStack(nets)
+        fresh(xs[i]).square().sum().backward()
+        for g, p in zip(got, fresh.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad)
+    # A graph kept for a second backward whose buffers a later call reused stops there.
+    stack.pool.free.clear()
+    out = stack(xs[0])
+    out.sum().backward(retain_graph=True)
+    stack(xs[1])
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 def test_other_stacks_of_modules_keep_the_vmap_path():
     def with_norm():
         return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.LayerNorm(4))

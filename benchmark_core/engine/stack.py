@@ -9,10 +9,11 @@ one.
 A stack of ``nn.Sequential`` networks made only of ``nn.Linear`` layers, each followed by at
 most one element-wise activation (SiLU, ReLU, Tanh, Sigmoid, Identity) — the discriminators
 objectives build with `ModelStack.stack` — is called through a dedicated kernel instead
-(`StackedMLP`): batched matrix products with the bias fused, replicas taken a few at a time
-so that their activations stay in the core's cache, its own backward. Its outputs and
-gradients equal each replica's network's within float rounding; it is differentiable once.
-``call("forward", ...)`` keeps the generic vmap path.
+(`_StackedMLP`): batched matrix products with the bias fused, a few replicas at a time so
+that their activations stay in the core's cache, activation buffers reused from call to call
+(no page faults), its own backward. Its outputs and gradients equal each replica's
+network's within float rounding (on CPU bit for bit those of the vmap path); it is
+differentiable once. ``call("forward", ...)`` keeps the generic vmap path.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call, stack_module_state, vmap
-from torch.nn import functional as F
 
-Activation = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., torch.Tensor]]
+Activation = tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]
 
-#: The element-wise activations the stacked-MLP kernel knows: forward, and backward from
-#: (grad, pre-activation z, activation h), each one fused kernel.
+#: The element-wise activations the stacked-MLP kernel knows: forward (z, out=h), and
+#: backward from (grad, pre-activation z, activation h), each one fused kernel.
 ACTIVATIONS: dict[type[nn.Module], Activation] = {
-    nn.SiLU: (F.silu, lambda g, z, h: torch.ops.aten.silu_backward(g, z)),
-    nn.ReLU: (torch.relu, lambda g, z, h: torch.ops.aten.threshold_backward(g, h, 0)),
+    nn.SiLU: (torch.ops.aten.silu.out, lambda g, z, h: torch.ops.aten.silu_backward(g, z)),
+    nn.ReLU: (
+        lambda z, out: torch.clamp_min(z, 0, out=out),
+        lambda g, z, h: torch.ops.aten.threshold_backward(g, h, 0),
+    ),
     nn.Tanh: (torch.tanh, lambda g, z, h: torch.ops.aten.tanh_backward(g, h)),
     nn.Sigmoid: (torch.sigmoid, lambda g, z, h: torch.ops.aten.sigmoid_backward(g, h)),
 }
@@ -65,46 +68,79 @@ def mlp_plan(modules: Sequence[nn.Module]) -> list[Activation | None] | None:
     return plan or None
 
 
+class _Pool:
+    """Activation buffers a stacked MLP's backward has finished with, for its next calls.
+
+    A fresh 4 MiB tensor per layer and call costs its pages' first-touch faults, which on
+    a loaded virtual machine took as long as the arithmetic; reused buffers are resident.
+    Holds at most ``limit`` (as many as a few calls awaiting their backward need).
+    """
+
+    def __init__(self, limit: int = 16) -> None:
+        self.free: list[torch.Tensor] = []
+        self.limit = limit
+
+    def take(self, shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
+        """A buffer of ``shape`` with ``like``'s dtype and device: a free one, or a new one."""
+        for i, t in enumerate(self.free):
+            if t.shape == shape and t.dtype == like.dtype and t.device == like.device:
+                return self.free.pop(i)
+        return like.new_empty(shape)
+
+    def give(self, tensors: list[torch.Tensor]) -> None:
+        """Buffers nothing reads any more."""
+        self.free = (self.free + list(tensors))[-self.limit :]
+
+
 class _StackedMLP(torch.autograd.Function):
     """R MLPs on their own rows, ``chunk`` replicas at a time, with its own backward.
 
-    Saves only each layer's pre-activation z (the input x and the weights are saved
-    anyway); the backward recomputes the activations from z chunk by chunk, in cache.
-    Every tensor is cut into chunks once per call (``split``: one op, not one slice per
-    chunk and layer), and the weights are used as transposed views (no copies).
+    Saves each layer's pre-activation z and activation h (written once, read once: cheaper
+    than recomputing an exp per element). Every tensor is cut into chunks once per call
+    (``split``: one op, not one slice per chunk and layer); the weights are used as
+    transposed views (no copies).
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, plan: list, chunk: int, *params: Any) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, plan: list, chunk: int, pool: _Pool, *params: Any
+    ) -> torch.Tensor:
         weights, biases = params[0::2], params[1::2]
         r, n = x.shape[:2]
-        zs = [x.new_empty(r, n, w.shape[1]) for w in weights]
-        last = plan[-1]
-        out = zs[-1] if last is None else x.new_empty(r, n, weights[-1].shape[1])
+        # The hidden layers' z and h come from the pool; the output layer's are the output.
+        shapes = [(r, n, w.shape[1]) for w in weights]
+        zs = [pool.take(s, x) for s in shapes[:-1]] + [x.new_empty(shapes[-1])]
+        hs = [z if act is None else pool.take(z.shape, x) for z, act in zip(zs, plan, strict=True)]
+        if plan[-1] is not None:
+            hs[-1] = x.new_empty(shapes[-1])
         layers = [
             (
                 w.mT.split(chunk),
                 None if b is None else b.unsqueeze(1).split(chunk),
                 act,
                 z.split(chunk),
+                h.split(chunk),
             )
-            for w, b, act, z in zip(weights, biases, plan, zs, strict=True)
+            for w, b, act, z, h in zip(weights, biases, plan, zs, hs, strict=True)
         ]
-        outs = out.split(chunk)
         for j, a in enumerate(x.split(chunk)):
-            for w, b, act, z in layers:
+            for w, b, act, z, h in layers:
                 if b is None:
                     torch.bmm(a, w[j], out=z[j])
                 else:
                     # The bias is the product's initial value: no separate broadcast add.
                     torch.baddbmm(b[j], a, w[j], out=z[j])
-                a = z[j] if act is None else act[0](z[j])
-            if last is not None:
-                outs[j].copy_(a)
-        # The last layer's z is needed only when an activation follows it.
-        ctx.save_for_backward(x, *params, *(zs if last is not None else zs[:-1]))
-        ctx.plan, ctx.chunk = plan, chunk
-        return out
+                if act is not None:
+                    act[0](z[j], out=h[j])
+                a = h[j]
+        ctx.save_for_backward(x, *params, *zs, *hs)
+        ctx.plan, ctx.chunk, ctx.pool = plan, chunk, pool
+        pooled = [*zs[:-1], *(h for h, act in zip(hs[:-1], plan, strict=False) if act is not None)]
+        if not any(ctx.needs_input_grad):
+            pool.give(pooled)  # no backward will read them
+        else:
+            ctx.pooled = pooled
+        return hs[-1]
 
     @staticmethod
     @once_differentiable
@@ -112,31 +148,31 @@ class _StackedMLP(torch.autograd.Function):
         plan, chunk = ctx.plan, ctx.chunk
         saved = ctx.saved_tensors
         count = len(plan)
-        x, params, zs = saved[0], saved[1 : 1 + 2 * count], saved[1 + 2 * count :]
+        x, params = saved[0], saved[1 : 1 + 2 * count]
+        zs, hs = saved[1 + 2 * count : 1 + 3 * count], saved[1 + 3 * count :]
         weights, biases = params[0::2], params[1::2]
         need = ctx.needs_input_grad
         gx = torch.empty_like(x) if need[0] else None
         gw = [torch.empty_like(w) for w in weights]
         gb = [None if b is None else torch.empty_like(b) for b in biases]
-        xs, gs = x.split(chunk), grad.contiguous().split(chunk)
+        gs = grad.contiguous().split(chunk)
         gxs = None if gx is None else gx.split(chunk)
         ws = [w.split(chunk) for w in weights]
         gws = [g.split(chunk) for g in gw]
         gbs = [None if g is None else g.split(chunk) for g in gb]
         zcs = [z.split(chunk) for z in zs]
-        for j in range(len(xs)):
-            # Each layer's activation h (the next one's input), recomputed from z in cache.
-            hs = [z[j] if act is None else act[0](z[j]) for z, act in zip(zcs, plan, strict=False)]
-            inputs = [xs[j], *hs[: count - 1]]
+        inputs = [t.split(chunk) for t in (x, *hs[:-1])]
+        hcs = [h.split(chunk) for h in hs]
+        for j in range(len(gs)):
             dz = gs[j]
             for i in reversed(range(count)):
-                w, a, act = ws[i][j], inputs[i], plan[i]
+                w, a, act = ws[i][j], inputs[i][j], plan[i]
                 if act is not None:
-                    dz = act[1](dz, zcs[i][j], hs[i])
+                    dz = act[1](dz, zcs[i][j], hcs[i][j])
                 if w.shape[2] < w.shape[1]:
                     # A thin input (k = 2): [k, n] x [n, o] is one fast product, [o, n] x
-                    # [n, k] a slow one; written transposed into the [o, k] gradient.
-                    torch.bmm(a.mT, dz, out=gws[i][j].mT)
+                    # [n, k] a slow one; so is writing it straight into the transposed view.
+                    gws[i][j].copy_(torch.bmm(a.mT, dz).mT)
                 else:
                     torch.bmm(dz.mT, a, out=gws[i][j])
                 if gbs[i] is not None:
@@ -149,9 +185,12 @@ class _StackedMLP(torch.autograd.Function):
                     dz = torch.mul(dz, w) if target is None else torch.mul(dz, w, out=target)
                 else:
                     dz = torch.bmm(dz, w) if target is None else torch.bmm(dz, w, out=target)
-        out: list[torch.Tensor | None] = [gx, None, None]
+        # Their last reader is done: the next call writes into them (were this graph kept
+        # with retain_graph=True, a second backward would stop at autograd's version check).
+        ctx.pool.give(ctx.pooled)
+        out: list[torch.Tensor | None] = [gx, None, None, None]
         for i in range(count):
-            out += [gw[i] if need[3 + 2 * i] else None, gb[i] if need[4 + 2 * i] else None]
+            out += [gw[i] if need[4 + 2 * i] else None, gb[i] if need[5 + 2 * i] else None]
         return tuple(out)
 
 
@@ -200,6 +239,7 @@ class ReplicaStack(nn.Module):
         # A stack of MLPs (a discriminator per replica) is called through `_StackedMLP`.
         self.plan = mlp_plan(modules)
         self.chunk: int | None = None  # replicas per chunk; None: sized to CHUNK_BYTES
+        self.pool = _Pool()
         if self.plan is not None:
             index = {name: i for i, name in enumerate(self.names)}
             linears = [str(i) for i, m in enumerate(modules[0]) if type(m) is nn.Linear]
@@ -253,7 +293,7 @@ class ReplicaStack(nn.Module):
                 chunk = max(1, CHUNK_BYTES // (rows.shape[1] * width * x.element_size()))
             else:
                 chunk = r  # no cache to fit in: as few kernel launches as possible
-        out = _StackedMLP.apply(rows, self.plan, chunk, *params)
+        out = _StackedMLP.apply(rows, self.plan, chunk, self.pool, *params)
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
