@@ -1,5 +1,6 @@
 """Replicas: cells that differ only in seed or π train as one vectorised model."""
 
+import itertools
 import json
 import math
 import time
@@ -99,6 +100,110 @@ def test_a_stack_calls_every_replica_and_writes_back():
         ReplicaStack([models[0], torch.nn.Linear(2, 2)])
 
 
+def mlp_replicas(shape, activation, count=5, seed=0):
+    """``count`` nn.Sequential MLPs of one architecture: ``shape`` lists the widths, an
+    activation follows every hidden layer (``final`` also follows the output layer)."""
+    torch.manual_seed(seed)
+    nets = []
+    for _ in range(count):
+        layers = []
+        for i, (k, o) in enumerate(itertools.pairwise(shape)):
+            layers.append(torch.nn.Linear(k, o, bias=i != 1))  # one layer without a bias
+            if i < len(shape) - 2:
+                layers.append(activation())
+        nets.append(torch.nn.Sequential(*layers))
+    return nets
+
+
+@pytest.mark.parametrize(
+    ("shape", "activation", "extra"),
+    [
+        ((2, 16, 16, 1), torch.nn.SiLU, None),  # jspi's discriminator, smaller
+        ((3, 8, 1), torch.nn.ReLU, torch.nn.Identity),
+        ((2, 7, 5, 9, 3), torch.nn.Tanh, torch.nn.Sigmoid),  # a sigmoid after the output
+        ((4, 1), torch.nn.SiLU, None),  # no hidden layer
+    ],
+)
+@pytest.mark.parametrize("chunk", [None, 1, 2, 5])
+def test_a_stack_of_mlps_gives_each_replicas_outputs_and_gradients(shape, activation, extra, chunk):
+    nets = mlp_replicas(shape, activation)
+    if extra is not None:
+        for net in nets:
+            net.append(extra())
+    stack = ReplicaStack(nets)
+    assert stack.plan is not None  # the stacked-MLP kernel, not vmap
+    stack.chunk = chunk
+    for rows in [(37,), (), (3, 4)]:  # inputs [R, n, d], [R, d] and [R, a, b, d]
+        x = torch.randn(5, *rows, shape[0], requires_grad=True)
+        weights = torch.randn(5, *rows, shape[-1])  # a loss that weighs every output
+        out = stack(x)
+        (out * weights).sum().backward()
+        torch.testing.assert_close(out, stack.call("forward", x))  # the generic path
+        names = dict(zip(stack.names, stack.stacked, strict=True))
+        for r, net in enumerate(nets):
+            alone = x[r].detach().requires_grad_()
+            expected = net(alone)
+            (expected * weights[r]).sum().backward()
+            torch.testing.assert_close(out[r], expected)
+            torch.testing.assert_close(x.grad[r], alone.grad)
+            for name, p in net.named_parameters():
+                torch.testing.assert_close(names[name].grad[r], p.grad)
+                p.grad = None
+        stack.zero_grad(set_to_none=True)
+    # Without an input gradient (the discriminator's steps on data) the parameters get theirs.
+    stack(torch.randn(5, 11, shape[0])).sum().backward()
+    assert all(p.grad is not None for p in stack.parameters())
+
+
+def test_a_stack_of_mlps_reuses_buffers_only_once_their_backward_is_done():
+    nets = mlp_replicas((2, 16, 16, 1), torch.nn.SiLU, count=3)
+    stack = ReplicaStack(nets)
+    stack.chunk = 2
+    xs = [torch.randn(3, 20, 2) for _ in range(3)]
+    # Three graphs alive at once (jspi's real, fake and generator passes), then backward in
+    # another order: each gets its own gradients, as from a fresh stack per call.
+    outs = [stack(x) for x in xs]
+    grads = []
+    for i in (2, 0, 1):
+        stack.zero_grad(set_to_none=True)
+        outs[i].square().sum().backward()
+        grads.append([p.grad.clone() for p in stack.parameters()])
+    assert len(stack.pool.free) == 12  # 4 hidden buffers per call, handed back
+    for i, got in zip((2, 0, 1), grads, strict=True):
+        fresh = ReplicaStack(nets)
+        fresh(xs[i]).square().sum().backward()
+        for g, p in zip(got, fresh.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad)
+    # A graph kept for a second backward whose buffers a later call reused stops there.
+    stack.pool.free.clear()
+    out = stack(xs[0])
+    out.sum().backward(retain_graph=True)
+    stack(xs[1])
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_other_stacks_of_modules_keep_the_vmap_path():
+    def with_norm():
+        return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.LayerNorm(4))
+
+    def leading_activation():
+        return torch.nn.Sequential(torch.nn.SiLU(), torch.nn.Linear(2, 4))
+
+    def unknown_activation():
+        return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.LeakyReLU(0.1))
+
+    for make in (with_norm, leading_activation, unknown_activation, lambda: torch.nn.Linear(2, 4)):
+        nets = [make() for _ in range(3)]
+        stack = ReplicaStack(nets)
+        assert stack.plan is None
+        x = torch.randn(3, 6, 2)
+        expected = torch.stack([n(v) for n, v in zip(nets, x, strict=True)]).detach()
+        torch.testing.assert_close(stack(x), expected)
+        with pytest.raises(TypeError, match="nn.Sequential MLPs"):
+            stack.mlp(x)
+
+
 def test_replicas_of_ml_give_the_same_numbers_as_cells_run_alone():
     # ml draws no random numbers while training, so the batch must match bit for bit up to
     # float rounding: same initialisation, same data order, own metric streams.
@@ -166,6 +271,7 @@ def test_jspi_replicas_train_one_discriminator_each():
     stack, models, objective = build(cells, task, CPU)
     assert isinstance(stack, ReplicaStack) and len(models) == 2
     assert isinstance(objective.disc, ReplicaStack) and len(objective.disc) == 2
+    assert objective.disc.plan is not None  # the discriminators run as one stacked MLP
     assert objective.pi.tolist() == pytest.approx([0.1, 0.5])
     expected = [p * math.log(p) + (1 - p) * math.log1p(-p) for p in (0.1, 0.5)]
     assert objective.offset.tolist() == pytest.approx(expected)
