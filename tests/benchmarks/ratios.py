@@ -97,15 +97,18 @@ def text() -> None:
         row("text ml epoch + scoring", "n/a (tests/benchmarks/workloads.py missing)", "", "")
         return
     task, model = text_setup()
-    start = time.process_time()
-    text_ml_epoch(task, model)
-    epoch = time.process_time() - start
+    epochs = []
+    for _ in range(2):  # the first pays one-time costs (allocator, kernels' first calls)
+        start = time.process_time()
+        text_ml_epoch(task, model)
+        epochs.append(time.process_time() - start)
+    epoch = min(epochs)
     start = time.process_time()
     text_sampling_and_scoring(task, model)
     scoring = time.process_time() - start
     row(
-        "text ml: epoch (10,000 seqs, batch 64)",
-        f"{epoch:.1f} s",
+        "text ml: epoch (10,000 seqs, batch 64; best of 2)",
+        f"{epoch:.2f} s (first {epochs[0]:.2f} s; target ≤ 3 s)",
         f"peer {PEER_TEXT_EPOCH_S:g} s",
         f"{PEER_TEXT_EPOCH_S / epoch:.1f}×",
     )
