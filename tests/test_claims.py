@@ -238,11 +238,11 @@ def test_scheduled_sampling_claim_on_the_fixed_point_and_on_p():
 def test_text_claim_reads_the_order_on_both_axes():
     rkl = "reverse_kl[init=ml]"
 
-    def table(oracle_ml, oracle_rkl, test_ml, test_rkl):
-        out = rows("ml", "text", "nll_oracle_per_token", oracle_ml, "lstm", spread=0.01)
-        out += rows(rkl, "text", "nll_oracle_per_token", oracle_rkl, "lstm", spread=0.01)
-        out += rows("ml", "text", "nll_test_per_token", test_ml, "lstm", spread=0.01)
-        return out + rows(rkl, "text", "nll_test_per_token", test_rkl, "lstm", spread=0.01)
+    def table(oracle_ml, oracle_rkl, test_ml, test_rkl, spread=0.01):
+        out = rows("ml", "text", "nll_oracle_per_token", oracle_ml, "lstm", spread=spread)
+        out += rows(rkl, "text", "nll_oracle_per_token", oracle_rkl, "lstm", spread=spread)
+        out += rows("ml", "text", "nll_test_per_token", test_ml, "lstm", spread=spread)
+        return out + rows(rkl, "text", "nll_test_per_token", test_rkl, "lstm", spread=spread)
 
     assert verdict_of(TextQualityCoverage, table(9.5, 8.0, 7.6, 8.3)).outcome == REPRODUCED
     # From scratch at the quick budget reverse KL was worse on both axes.
@@ -250,7 +250,7 @@ def test_text_claim_reads_the_order_on_both_axes():
     assert v.outcome == NOT_REPRODUCED
     assert [e.outcome for e in v.evidence] == [NOT_REPRODUCED, REPRODUCED]
     # Better quality, but by less than the 0.3 nats per token the claim asks for.
-    v = verdict_of(TextQualityCoverage, table(9.47, 9.40, 7.60, 8.29))
+    v = verdict_of(TextQualityCoverage, table(9.47, 9.40, 7.60, 8.29, spread=0.001))
     assert [e.outcome for e in v.evidence] == [NOT_REPRODUCED, REPRODUCED]
 
 
@@ -267,3 +267,15 @@ def test_claim_results_need_the_documented_columns():
         import pandas as pd
 
         ClaimResults(pd.DataFrame({"task": ["gaussian"]}))
+
+
+def test_a_paired_interval_cancels_the_spread_of_a_shared_start():
+    """Fine-tunes that each move their own seed's start by about −0.5 are told apart from
+    zero when paired by seed, though the starts differ by more than that between seeds."""
+    start = {0: 9.10, 1: 9.66, 2: 9.60}
+    tuned = {0: 8.56, 1: 9.12, 2: 9.08, 7: 1.0}  # seed 7 has no start: left out
+    paired = Interval.paired(start, tuned)
+    assert paired.n == 3 and math.isclose(paired.mean, (0.54 + 0.54 + 0.52) / 3)
+    assert 0.3 < paired.low < paired.mean < paired.high < 0.6
+    unpaired = Interval.difference(list(start.values()), [8.56, 9.12, 9.08])
+    assert unpaired.low < 0 < unpaired.high  # the seeds' spread swamps it

@@ -79,6 +79,15 @@ class Interval:
         return cls(mean, mean - half, mean + half, n)
 
     @classmethod
+    def paired(
+        cls, a: Mapping[int, float], b: Mapping[int, float], level: float = 0.95
+    ) -> Interval:
+        """The interval of the mean of a[s] − b[s] over the seeds s both have: for cells that
+        share their seed's start (a fine-tune and the model it started from), where the
+        seed-to-seed spread of the start cancels."""
+        return cls.of([a[s] - b[s] for s in sorted(set(a) & set(b))], level)
+
+    @classmethod
     def difference(cls, a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Interval:
         """The interval of mean(a) − mean(b), Welch's (unequal variances); ``n`` is the smaller
         sample's size."""
@@ -275,6 +284,20 @@ class ClaimResults:
             if label is not None:
                 df = df[df[column] == label]
         return [float(v) for v in df.sort_values("seed")["value"]]
+
+    def by_seed(
+        self,
+        metric: str,
+        objective: str | None = None,
+        task: str | None = None,
+        model: str | None = None,
+    ) -> dict[int, float]:
+        """The final value of ``metric`` in each matching cell, by seed."""
+        df = self.frame[self.frame["metric"] == metric]
+        for column, label in (("objective", objective), ("task", task), ("model", model)):
+            if label is not None:
+                df = df[df[column] == label]
+        return {int(s): float(v) for s, v in zip(df["seed"], df["value"], strict=True)}
 
     def interval(
         self,
