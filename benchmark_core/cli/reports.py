@@ -8,8 +8,8 @@ message lists what is there.
 
 The reports read results, never the plugin registry; what plugins declare about showing their
 components (a metric's frontier pairs, :attr:`Metric.frontier`; a task's headline metrics,
-:attr:`Task.headline_metrics`) is gathered here, from the registry, and passed to the report
-functions (:func:`frontier_pairs`, :func:`headline_metrics`). See
+:attr:`Task.headline_metrics`) is gathered from the registry
+(:mod:`benchmark_core.cli.declared`) and passed to the report functions. See
 :mod:`benchmark_core.reports.figures` for why these travel this way rather than in the
 results' metadata.
 """
@@ -24,6 +24,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from benchmark_core.cli.declared import frontier_pairs, frontier_references, headline_metrics
 from benchmark_core.cli.environment import report_environment
 from benchmark_core.contract.errors import UsageError
 from benchmark_core.reports.inputs import (
@@ -340,42 +341,6 @@ def report_command(
     out = Path(output) if output else results_folder(results) / "_report.html"
     write_text(out, page)
     click.echo(printable(out))
-
-
-def headline_metrics(registry: Any) -> dict[str, tuple[str, ...]]:
-    """Task name -> the headline metrics it declares (:attr:`Task.headline_metrics`)."""
-    out = {}
-    for name, entry in registry.of_kind("task").items():
-        declared = getattr(entry.cls, "headline_metrics", ()) or ()
-        if isinstance(declared, list | tuple) and all(isinstance(m, str) for m in declared):
-            out[name] = tuple(declared)
-    return out
-
-
-def frontier_pairs(registry: Any) -> list[tuple[str, str]]:
-    """The ``(coverage, quality)`` pairs that the loaded metrics declare, in registry order."""
-    pairs = []
-    for entry in registry.of_kind("metric").values():
-        frontier = getattr(entry.cls, "frontier", None) or {}
-        if isinstance(frontier, dict):  # a malformed declaration draws nothing rather than fail
-            pairs += [(str(c), str(q)) for q, c in frontier.items()]
-    return list(dict.fromkeys(pairs))
-
-
-def frontier_references(registry: Any, directions: dict[str, str]) -> dict[str, Any]:
-    """Task name -> the :class:`~benchmark_core.reports.reference_curve.Reference` it declares
-    (:attr:`Task.frontier_reference`, :attr:`Task.frontier_select_by`); tasks without one are
-    left out."""
-    from benchmark_core.reports.reference_curve import Reference
-
-    out = {}
-    for name, entry in registry.of_kind("task").items():
-        objective = getattr(entry.cls, "frontier_reference", "") or ""
-        select_by = getattr(entry.cls, "frontier_select_by", "") or ""
-        if isinstance(objective, str) and objective and isinstance(select_by, str):
-            direction = "max" if directions.get(select_by) == "max" else "min"
-            out[name] = Reference(objective, select_by, direction)
-    return out
 
 
 def frontier_text(df: pd.DataFrame, directions: dict[str, str], registry: Any) -> list[str]:

@@ -279,10 +279,7 @@ class ClaimResults:
         model: str | None = None,
     ) -> list[float]:
         """The final value of ``metric`` in each matching cell, in seed order."""
-        df = self.frame[self.frame["metric"] == metric]
-        for column, label in (("objective", objective), ("task", task), ("model", model)):
-            if label is not None:
-                df = df[df[column] == label]
+        df = self._matching(metric, objective, task, model)
         return [float(v) for v in df.sort_values("seed")["value"]]
 
     def by_seed(
@@ -293,11 +290,17 @@ class ClaimResults:
         model: str | None = None,
     ) -> dict[int, float]:
         """The final value of ``metric`` in each matching cell, by seed."""
+        df = self._matching(metric, objective, task, model)
+        return {int(s): float(v) for s, v in zip(df["seed"], df["value"], strict=True)}
+
+    def _matching(
+        self, metric: str, objective: str | None, task: str | None, model: str | None
+    ) -> Any:
         df = self.frame[self.frame["metric"] == metric]
         for column, label in (("objective", objective), ("task", task), ("model", model)):
             if label is not None:
                 df = df[df[column] == label]
-        return {int(s): float(v) for s, v in zip(df["seed"], df["value"], strict=True)}
+        return df
 
     def interval(
         self,

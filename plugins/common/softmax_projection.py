@@ -79,18 +79,25 @@ def _forward_blocks(
     for s in range(0, n, rows):
         hs, ts = h1[s : s + rows], targets[s : s + rows]
         dest = keep[s : s + rows] if keep is not None else buf[: hs.shape[0]]
-        z = _product(hs, w1.t(), dest)
-        chosen = z.gather(1, ts[:, None]).squeeze(1)
-        if safe:
-            shift: torch.Tensor | float = 0.0
-        else:
-            m = z.amax(dim=1, keepdim=True)
-            z.sub_(m)
-            shift = m.squeeze(1)
-        total = _exp_(z).sum(dim=1)
-        sums[s : s + rows] = total
-        out[s : s + rows] = chosen - shift - total.log()
+        out[s : s + rows], sums[s : s + rows] = _exp_block(hs, w1.t(), ts, dest, safe)
     return out, sums
+
+
+def _exp_block(
+    hs: torch.Tensor, w1t: torch.Tensor, ts: torch.Tensor, dest: torch.Tensor, safe: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block: ``dest`` ← exp(hs w1ᵀ − shift), and per row log softmax at ``ts`` and the
+    sum of ``dest`` (the softmax is ``dest`` / that sum)."""
+    z = _product(hs, w1t, dest)
+    chosen = z.gather(1, ts[:, None]).squeeze(1)
+    if safe:
+        shift: torch.Tensor | float = 0.0
+    else:
+        m = z.amax(dim=1, keepdim=True)
+        z.sub_(m)
+        shift = m.squeeze(1)
+    sums = _exp_(z).sum(dim=1)
+    return chosen - shift - sums.log(), sums
 
 
 class _LogSoftmaxAt(torch.autograd.Function):
@@ -212,16 +219,9 @@ def _fused_blocks(
     w1t = w1.t()
     for s in range(0, n, rows):
         hs, ts, ws = h1[s : s + rows], targets[s : s + rows], weights[s : s + rows]
-        z = _product(hs, w1t, buf[: hs.shape[0]])
-        chosen = z.gather(1, ts[:, None]).squeeze(1)
-        if safe:
-            shift: torch.Tensor | float = 0.0
-        else:
-            m = z.amax(dim=1, keepdim=True)
-            z.sub_(m)
-            shift = m.squeeze(1)
-        sums = _exp_(z).sum(dim=1)
-        total += (ws * (chosen - shift - sums.log())).sum(dtype=torch.float64)
+        z = buf[: hs.shape[0]]
+        log_p, sums = _exp_block(hs, w1t, ts, z, safe)
+        total += (ws * log_p).sum(dtype=torch.float64)
         if not grads:
             continue
         # d/dz of w log softmax(z)[t] = w (onehot(t) − softmax(z)).
